@@ -1,0 +1,152 @@
+"""Entry point: parse argv from the command table without click, run the command.
+
+Help requests and malformed command lines are handed to the click CLI (`pyoci.cli`), built
+from the same table, so users get click's help and usage messages while tools that call pyoci
+hundreds of times pay only for what their command does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyoci.commands import COMMANDS_BY_NAME, GLOBAL_OPTS, Cmd, Opt
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.2.0"
+
+
+class UsageError(Exception):
+    """argv does not fit the table: click will explain."""
+
+
+def _match(opts: tuple[Opt, ...], token: str) -> tuple[Opt, str | None] | None:
+    name, eq, value = token.partition("=")
+    for opt in opts:
+        if name in opt.names:
+            return opt, (value if eq else None)
+    return None
+
+
+def _take(opt: Opt, inline: str | None, argv: list[str], i: int, out: dict) -> int:
+    """Store one option's value; return the index of the next token."""
+    if opt.kind == "flag":
+        if inline is not None:
+            lowered = inline.lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise UsageError(opt.names[0])
+            out[opt.dest] = lowered in ("true", "1")
+        else:
+            out[opt.dest] = True
+        return i
+    if inline is None:
+        if i >= len(argv):
+            raise UsageError(opt.names[0])
+        inline = argv[i]
+        i += 1
+    if opt.kind == "int":
+        try:
+            out[opt.dest] = int(inline)
+        except ValueError:
+            raise UsageError(opt.names[0]) from None
+    elif opt.kind == "choice" and inline not in opt.choices:
+        raise UsageError(opt.names[0])
+    elif opt.kind == "multi":
+        out.setdefault(opt.dest, []).append(inline)
+    else:
+        out[opt.dest] = inline
+    return i
+
+
+def parse(argv: list[str]) -> tuple[dict, Cmd, dict, list[str]]:
+    """(globals, command, options, positional args), or UsageError."""
+    g = {opt.dest: opt.default for opt in GLOBAL_OPTS}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        token = argv[i]
+        if token in ("-h", "--help", "-v", "--version"):
+            raise UsageError(token)
+        found = _match(GLOBAL_OPTS, token)
+        if found is None:
+            raise UsageError(token)
+        i = _take(found[0], found[1], argv, i + 1, g)
+    if i >= len(argv) or argv[i] not in COMMANDS_BY_NAME:
+        raise UsageError("command")
+    cmd = COMMANDS_BY_NAME[argv[i]]
+    o = {opt.dest: (list(opt.default) if opt.kind == "multi" else opt.default) for opt in cmd.opts}
+    args: list[str] = []
+    i += 1
+    required = sum(1 for _, req in cmd.args if req)
+    while i < len(argv):
+        token = argv[i]
+        if cmd.rest and len(args) >= required and args:
+            if token == "--":
+                i += 1
+            args.extend(argv[i:])
+            break
+        if token == "--":
+            args.extend(argv[i + 1 :])
+            break
+        if token in ("-h", "--help"):
+            raise UsageError(token)
+        if token.startswith("-") and token != "-":
+            found = _match(cmd.opts, token)
+            if found is None:
+                raise UsageError(token)
+            i = _take(found[0], found[1], argv, i + 1, o)
+            continue
+        args.append(token)
+        i += 1
+    if len(args) < required or (not cmd.rest and len(args) > len(cmd.args)):
+        raise UsageError("arguments")
+    return g, cmd, o, args
+
+
+def run_handler(g: dict, cmd: Cmd, o: dict, args: list[str]) -> int:
+    """Call the command's handler; turn a PyociError into one log line and exit 1."""
+    from pyoci.errors import PyociError
+    from pyoci.log import Logger
+
+    log = Logger(g.get("log"), g.get("log_format") or "text", bool(g.get("debug")))
+    module_name, _, func_name = cmd.handler.partition(":")
+    try:
+        module = __import__(module_name, fromlist=[func_name])
+        return getattr(module, func_name)(g, o, args, log) or 0
+    except PyociError as err:
+        log.error(err.msg)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as err:  # noqa: BLE001 - never a traceback unless --debug
+        if g.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        g, cmd, o, args = parse(argv)
+    except UsageError:
+        from pyoci.cli import main as click_main
+
+        return click_main(argv)
+    return run_handler(g, cmd, o, args)
+
+
+def entry() -> None:
+    """Console-script entry: flush stdio, exit with the command's code."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os._exit(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,400 @@
+"""The OCI lifecycle: create → start → state → kill → delete, and run = all of them.
+
+This is the public Python API (`pyoci.Container`); the CLI is a thin layer over it. The state
+rules live here, as the runtime spec states them (runtime.md "Operations"): `start` only from
+`created`; `kill` only of a created or running container; `delete` only of a stopped one
+unless forced. Where runc and crun are lenient (deleting a `created` container), pyoci follows
+the spec.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyoci import state as statelib
+from pyoci.errors import PyociError, does_not_exist
+
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
+    "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+    "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
+    "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
+    "POLL": 29, "PWR": 30, "SYS": 31,
+}  # fmt: skip
+
+
+def parse_signal(value: str | int) -> int:
+    """`KILL`, `SIGKILL`, `9`, and `RTMIN+3` style names, as runc accepts them."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number <= 64:
+            return number
+    name = text[3:] if text.startswith("SIG") else text
+    if name in SIGNALS:
+        return SIGNALS[name]
+    if name.startswith("RTMIN") or name.startswith("RTMAX"):
+        import signal
+
+        base = signal.SIGRTMIN if name.startswith("RTMIN") else signal.SIGRTMAX
+        offset = name[5:]
+        try:
+            number = base + int(offset) if offset else base
+        except ValueError:
+            number = 0
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return number
+    raise PyociError(f"kill: invalid signal {value!r}")
+
+
+def _rfc3339_now() -> str:
+    ns = time.time_ns()
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """The pid with no trailing newline, written atomically (tools read it right away)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _remove_state_dir(path: str) -> None:
+    """The state dir holds only flat files we created; no shutil needed."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+def wait_exit(pid: int, timeout: float | None = None) -> bool:
+    """Wait for a process that may not be our child to exit (pidfd + poll, no sleep loop)."""
+    import select
+
+    from pyoci.linux.syscalls import pidfd_open
+
+    try:
+        pidfd = pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+    finally:
+        os.close(pidfd)
+
+
+class Container:
+    """A container known to the state root `root`."""
+
+    def __init__(self, st: statelib.ContainerState) -> None:
+        self._state = st
+
+    # --- lookup --------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, root: str, container_id: str) -> Container:
+        return cls(statelib.load(root, container_id))
+
+    @property
+    def id(self) -> str:
+        return self._state.id
+
+    @property
+    def pid(self) -> int:
+        return self._state.pid
+
+    def status(self) -> str:
+        return self._state.status()
+
+    def state(self) -> dict:
+        """The OCI state (runtime.md "State") plus runc's rootfs, created, owner."""
+        return self._state.oci_state()
+
+    # --- create --------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        root: str,
+        container_id: str,
+        bundle: str = ".",
+        pid_file: str | None = None,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
+    ) -> Container:
+        """Set the container up and leave its init blocked until `start`.
+
+        On any failure everything is undone: the init and stage 1 are killed and reaped (their
+        mounts die with their mount namespace) and the state dir is removed.
+        """
+        from pyoci import spec as speclib
+        from pyoci.creator import Creator
+
+        statelib.check_id(container_id)
+        spec = speclib.load(bundle)
+        os.makedirs(root, 0o700, exist_ok=True)
+        state_dir = os.path.join(root, container_id)
+        try:
+            os.mkdir(state_dir, 0o711)
+        except FileExistsError:
+            raise PyociError(f'container "{container_id}" already exists') from None
+        creator = Creator(spec, state_dir, no_pivot, preserve_fds)
+        try:
+            pid, start_time = creator.spawn()
+            # Locked only now: a lock taken before the fork would be inherited by the init
+            # and held until it execs. mkdir above already excludes a concurrent create.
+            lock = statelib.Lock(state_dir)
+            data = {
+                "ociVersion": spec.oci_version,
+                "id": container_id,
+                "pid": pid,
+                "pidStartTime": start_time,
+                "bundle": spec.bundle,
+                "rootfs": spec.root_path,
+                "created": _rfc3339_now(),
+                "owner": _owner(),
+                "annotations": spec.annotations,
+                "hasProcess": spec.process is not None,
+            }
+            st = statelib.ContainerState(root, data)
+            st.save()
+            if pid_file:
+                write_pid_file(pid_file, pid)
+            lock.release()
+        except BaseException:
+            creator.abort()
+            _remove_state_dir(state_dir)
+            raise
+        return cls(st)
+
+    # --- start ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Let the init exec the user program (it is blocked on exec.fifo)."""
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            status = self.status()
+            if status != "created":
+                raise PyociError(f'cannot start container "{self.id}": it is {status}, not created')
+            if not self._state.data.get("hasProcess", True):
+                raise PyociError(f'cannot start container "{self.id}": config.json has no process')
+            self._open_fifo()
+        finally:
+            lock.release()
+
+    def _open_fifo(self) -> None:
+        import select
+
+        from pyoci.linux.syscalls import pidfd_open
+
+        fifo = self._state.fifo_path
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            pidfd = pidfd_open(self.pid)
+        except ProcessLookupError:
+            os.close(fd)
+            raise PyociError(f'cannot start container "{self.id}": its process has exited') from None
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            while True:
+                events = dict(poller.poll())
+                if fd in events:
+                    data = os.read(fd, 1)
+                    if data == b"0":
+                        break
+                if pidfd in events:
+                    raise PyociError(f'cannot start container "{self.id}": its process has exited')
+        finally:
+            os.close(fd)
+            os.close(pidfd)
+        os.unlink(fifo)
+
+    # --- kill ----------------------------------------------------------------------------------
+    def kill(self, sig: str | int = "TERM", all_processes: bool = False) -> None:
+        """Send a signal to the init (or, with all_processes, to every process of the container)."""
+        signum = parse_signal(sig)
+        status = self.status()
+        if status == "stopped":
+            raise PyociError(f'container "{self.id}": container not running')
+        if all_processes:
+            self._signal_all(signum)
+        else:
+            self._signal_init(signum)
+
+    def _signal_init(self, signum: int) -> None:
+        from pyoci.linux.syscalls import pidfd_open, pidfd_send_signal
+
+        try:
+            pidfd = pidfd_open(self.pid)
+        except ProcessLookupError:
+            raise PyociError(f'container "{self.id}": container not running') from None
+        try:
+            # The pidfd pins this exact process; the start time proves it is still ours.
+            if not self._state.init_alive():
+                raise PyociError(f'container "{self.id}": container not running')
+            pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            raise PyociError(f'container "{self.id}": container not running, no such process') from None
+        finally:
+            os.close(pidfd)
+
+    def pids(self) -> list[int]:
+        """Host pids of every process in the container's pid namespace (init first)."""
+        if not self._state.init_alive():
+            return []
+        try:
+            ns = os.readlink(f"/proc/{self.pid}/ns/pid")
+        except OSError:
+            return []
+        if ns == os.readlink("/proc/self/ns/pid"):
+            return [self.pid]  # no pid namespace of its own: only the init is known to be ours
+        out = [self.pid]
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != self.pid:
+                try:
+                    if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                        out.append(int(name))
+                except OSError:
+                    continue
+        return out
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in self.pids():
+            if pid == self.pid:
+                self._signal_init(signum)
+            else:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    # --- delete --------------------------------------------------------------------------------
+    def delete(self, force: bool = False) -> None:
+        """Remove a stopped container; with force, kill it first (SIGKILL) and wait."""
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            status = self.status()
+            if status != "stopped":
+                if not force:
+                    raise PyociError(
+                        f'cannot delete container "{self.id}" that is not stopped: {status} '
+                        "(use --force)"
+                    )
+                try:
+                    self._signal_all(9)
+                except PyociError:
+                    pass  # exited meanwhile
+                if not wait_exit(self.pid, timeout=10):
+                    raise PyociError(f'container "{self.id}": process {self.pid} did not exit after SIGKILL')
+            _remove_state_dir(self._state.dir)
+        finally:
+            lock.release()
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    """`delete`: with force, an id that is already gone is not an error (containerd relies on it)."""
+    try:
+        container = Container.load(root, container_id)
+    except PyociError as err:
+        if force and "does not exist" in err.msg:
+            return
+        raise
+    container.delete(force)
+
+
+def list_containers(root: str) -> list[dict]:
+    out = []
+    for container_id in statelib.list_ids(root):
+        try:
+            out.append(Container.load(root, container_id).state())
+        except PyociError:
+            continue
+    return out
+
+
+def run(
+    root: str,
+    container_id: str,
+    bundle: str = ".",
+    pid_file: str | None = None,
+    no_pivot: bool = False,
+    detach: bool = False,
+    keep: bool = False,
+    preserve_fds: int = 0,
+) -> int:
+    """create + start; in the foreground also wait, forward signals, delete, and return the
+    container's exit code (128+N when killed by signal N, as a shell reports it)."""
+    import signal
+
+    from pyoci.linux import syscalls as sc
+
+    if not detach:
+        # The init is re-parented to us when stage 1 exits, so we can wait for it.
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    container = Container.create(root, container_id, bundle, pid_file, no_pivot, preserve_fds)
+    try:
+        container.start()
+    except BaseException:
+        _force_delete_quietly(container)
+        raise
+    if detach:
+        return 0
+    init_pid = container.pid
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(init_pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, forward)
+    code = 255
+    while True:
+        pid, status = os.wait()
+        if pid == init_pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    if not keep:
+        _force_delete_quietly(container)
+    return code
+
+
+def _force_delete_quietly(container: Container) -> None:
+    try:
+        container.delete(force=True)
+    except PyociError:
+        pass
+
+
+__all__ = ["Container", "delete", "list_containers", "run", "parse_signal", "does_not_exist"]

@@ -1,0 +1,94 @@
+"""The parent's half of `create`: fork stage 1, answer its messages, clean up on failure.
+
+See `pyoci.process` for the message table. The parent owns every resource it makes (the two
+child processes, the fifo), so `abort()` can undo a half-made container from any step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pyoci import process
+from pyoci.errors import PyociError
+from pyoci.linux import namespaces
+from pyoci.state import FIFO_FILE, proc_start_time
+
+
+class Creator:
+    def __init__(self, spec, state_dir: str, no_pivot: bool, preserve_fds: int) -> None:
+        self.spec = spec
+        self.state_dir = state_dir
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        self.stage1_pid = 0
+        self.init_pid = 0
+        self.plan: process.InitPlan | None = None
+
+    def spawn(self) -> tuple[int, int]:
+        """Fork, drive the handshake until READY; return the init's host pid and start time."""
+        self.plan = process.InitPlan(self.spec, self.state_dir, self.no_pivot, self.preserve_fds)
+        os.mkfifo(os.path.join(self.state_dir, FIFO_FILE), 0o600)
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                parent_sock.close()
+                process.stage1(self.plan, child_sock)  # never returns
+            self.stage1_pid = pid
+            child_sock.close()
+            self._handshake(parent_sock)
+        finally:
+            parent_sock.close()
+            child_sock.close()
+            self.plan.ns.close()
+        start_time = proc_start_time(self.init_pid)
+        if start_time is None:
+            raise PyociError("container init exited during create")
+        return self.init_pid, start_time
+
+    def _handshake(self, sock: socket.socket) -> None:
+        while True:
+            message = sock.recv(65536)
+            if not message:
+                raise PyociError("container init exited during create without reporting an error")
+            if message == process.USERNS_READY:
+                spec = self.spec
+                namespaces.write_id_maps(self.stage1_pid, spec.uid_mappings, spec.gid_mappings,
+                                         deny_setgroups=os.geteuid() != 0)
+                sock.send(process.MAPPED)
+            elif message.startswith(process.PID + b" "):
+                self.init_pid = int(message.split()[1])
+                self._reap_stage1()
+            elif message == process.READY:
+                return
+            elif message.startswith(process.ERROR):
+                process.raise_child_error(message)
+            else:
+                raise PyociError(f"unexpected message from the container init: {message[:40]!r}")
+
+    def _reap_stage1(self) -> None:
+        if self.stage1_pid:
+            try:
+                os.waitpid(self.stage1_pid, 0)
+            except ChildProcessError:
+                pass
+            self.stage1_pid = 0
+
+    def abort(self) -> None:
+        """Kill and reap what was forked; the mounts die with the init's mount namespace."""
+        from pyoci.container import wait_exit
+
+        for pid in (self.init_pid, self.stage1_pid):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        self._reap_stage1()
+        if self.init_pid:
+            try:
+                os.waitpid(self.init_pid, 0)  # our child when we are its subreaper (run)
+            except ChildProcessError:
+                wait_exit(self.init_pid, timeout=10)
+            self.init_pid = 0

@@ -1,0 +1,121 @@
+"""The `cgroup` mount type: show the container its own cgroups under the destination.
+
+On a pure cgroup v2 host that is one `cgroup2` mount (rooted at the container's cgroup when it
+has a cgroup namespace). On v1 and hybrid hosts (v1 controllers plus cgroup2 at `unified`),
+mounting "cgroup" would try to attach every controller to one new hierarchy, which fails; like
+runc, pyoci mounts a tmpfs at the destination and bind-mounts the container's directory of each
+host hierarchy under it (`cpu`, `memory`, ..., `unified`), read-only when the mount asks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import PyociError
+from pyoci.linux import syscalls as sc
+from pyoci.linux.paths import fd_path, make_in_root
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+def is_unified_host() -> bool:
+    """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all)."""
+    import ctypes
+
+    buf = (ctypes.c_long * 16)()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(CGROUP_ROOT.encode(), buf) != 0:
+        return False
+    return buf[0] == CGROUP2_SUPER_MAGIC
+
+
+def _own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {controllers: path}; cgroup2 is the key ''."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
+    """For a v1/hybrid host, the (host dir, name) pairs to bind under the destination; None on
+    a pure v2 host. `paths` maps each hierarchy's controller list to the container's cgroup
+    (default: the caller's own, which the container inherits)."""
+    if is_unified_host():
+        return None
+    paths = paths or _own_cgroups()
+    binds = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _, super_opts = right.split()[:3] if len(right.split()) >= 3 else ("", "", "")
+            mount_root, mountpoint = fields[3], fields[4]
+            if os.path.dirname(mountpoint) != CGROUP_ROOT:
+                continue
+            if fstype == "cgroup2":
+                key = ""
+            elif fstype == "cgroup":
+                key = ",".join(o for o in super_opts.split(",") if o not in ("rw", "ro") and not o.startswith("xattr")
+                               and o not in ("nsdelegate", "noprefix", "clone_children", "cpuset_v2_mode")
+                               and not o.startswith("release_agent"))
+            else:
+                continue
+            path = paths.get(key)
+            if path is None:
+                continue
+            rel = os.path.relpath(path, mount_root) if path.startswith(mount_root) else path.lstrip("/")
+            host_dir = os.path.normpath(os.path.join(mountpoint, rel))
+            binds.append((host_dir, os.path.basename(mountpoint)))
+    return binds
+
+
+def mount_cgroupfs(root_fd: int, op) -> None:
+    """Mount the cgroup view planned by `plan_cgroup_binds` at op.destination."""
+    from pyoci.linux.mounts import remount_bind
+
+    flags = op.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RELATIME)
+    target_fd = make_in_root(root_fd, op.destination)
+    try:
+        target = fd_path(target_fd)
+        try:
+            if op.cgroup_binds is None:
+                sc.mount("cgroup2", target, "cgroup2", flags | (op.flags & sc.MS_RDONLY), None)
+                return
+            sc.mount("tmpfs", target, "tmpfs", flags, "mode=755")
+        except OSError as err:
+            raise PyociError(f"{op.path}: mount cgroup on {op.destination}: {err.strerror.lower()}", err.errno) from None
+    finally:
+        os.close(target_fd)
+    for host_dir, name in op.cgroup_binds:
+        sub = os.path.join(op.destination, name)
+        fd = make_in_root(root_fd, sub)
+        try:
+            sc.mount(host_dir, fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
+        except OSError as err:
+            raise PyociError(f"{op.path}: bind {host_dir} to {sub}: {err.strerror.lower()}", err.errno) from None
+        finally:
+            os.close(fd)
+        fd = make_in_root(root_fd, sub)
+        try:
+            remount_bind(fd_path(fd), flags | (op.flags & sc.MS_RDONLY))
+        finally:
+            os.close(fd)
+        if "," in name:  # comounted controllers: cpu -> cpu,cpuacct, as on the host
+            for alias in name.split(","):
+                alias_fd = make_in_root(root_fd, op.destination)
+                try:
+                    os.symlink(name, alias, dir_fd=alias_fd)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.close(alias_fd)
+    if op.flags & sc.MS_RDONLY:
+        fd = make_in_root(root_fd, op.destination)
+        try:
+            sc.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755")
+        finally:
+            os.close(fd)

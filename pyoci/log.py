@@ -1,0 +1,65 @@
+"""Log lines as runc writes them, for people (`pyoci: msg` on stderr) and for tools.
+
+With `--log FILE` every line is also appended to FILE; with `--log-format json` each line is
+one JSON object `{"level","msg","time"}` and nothing else, because podman reads its oci-log as
+JSON and shows the last error's `msg`. The file is created on every failure even when nothing
+else was logged, so tools never say "unable to retrieve OCI runtime error".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def _rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Logger:
+    def __init__(self, path: str | None, fmt: str = "text", debug: bool = False) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _line(self, level: str, msg: str) -> str:
+        if self.fmt == "json":
+            import json
+
+            return json.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
+        return f'time="{_rfc3339()}" level={level} msg="{msg}"\n'
+
+    def _write_file(self, level: str, msg: str) -> None:
+        if not self.path:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            os.write(fd, self._line(level, msg).encode())
+        finally:
+            os.close(fd)
+
+    def error(self, msg: str) -> None:
+        """One line to stderr, and the same to the log file."""
+        self._write_file("error", msg)
+        try:
+            sys.stderr.write(f"pyoci: {msg}\n")
+            sys.stderr.flush()
+        except OSError:
+            pass
+
+    def warning(self, msg: str) -> None:
+        self._write_file("warning", msg)
+        try:
+            sys.stderr.write(f"pyoci: warning: {msg}\n")
+        except OSError:
+            pass
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write_file("debug", msg)
+            if not self.path:
+                sys.stderr.write(f"pyoci: debug: {msg}\n")

@@ -1,0 +1,340 @@
+"""The create process model: the parent P, stage 1 (C1), and the container's init (C2).
+
+```
+ P (pyoci create)                     C1 "pyoci:[1:C1]"              C2 "pyoci:[2:INIT]"
+ ─────────────────                    ─────────────────              ─────────────────
+ plan everything, open ns paths
+ fork ───────────────────────────────▶ join/create user ns
+ ◀────────────── USERNS_READY ──────── (only for a new user ns)
+ write uid_map/gid_map ── MAPPED ────▶
+                                      setns paths, unshare the rest
+                                      fork ─────────────────────────▶ (PID 1 of the new pid ns)
+ ◀──────────────── PID <n> ─────────── exit(0)
+                                                                     rootfs, mounts, /dev,
+                                                                     pivot_root, masked/ro paths,
+                                                                     hostname, sysctl, rlimits,
+                                                                     look up args[0]
+ ◀───────────────────────────────── READY (or ERROR {"error","errno"}) ─
+ pid file, state.json, exit 0                                        open exec.fifo (blocks until
+                                                                     `start`), user, caps, exec
+```
+The messages travel over one SOCK_SEQPACKET socketpair (message boundaries for free). Every
+decision and every import happens in P before the fork (`InitPlan`): after the pivot a lazy
+import would read the *container's* files. Each child body is one `try` whose failure is sent
+as ERROR and ends in `os._exit`, so a child never returns into the parent's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+
+from pyoci.errors import PyociError
+from pyoci.linux import caps as capslib
+from pyoci.linux import devices, mounts, namespaces, rootfs
+from pyoci.linux import syscalls as sc
+
+USERNS_READY = b"USERNS_READY"
+MAPPED = b"MAPPED"
+PID = b"PID"
+READY = b"READY"
+ERROR = b"ERROR"
+
+# Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; an exec'd program must get defaults.
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
+
+
+class InitPlan:
+    """Everything the children need, decided and checked in the parent."""
+
+    def __init__(self, spec, state_dir: str, no_pivot: bool, preserve_fds: int = 0) -> None:
+        self.spec = spec
+        self.state_dir = state_dir
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        if not spec.has_new("mount") and spec.namespace("mount") is None:
+            raise PyociError("linux.namespaces: a mount namespace is required")
+        self.ns = namespaces.plan_namespaces(spec)
+        self.mount_ops = [mounts.parse_options(m, spec.bundle) for m in spec.mounts]
+        self.dev_bind_mounted = any(op.destination.rstrip("/") == "/dev" and op.is_bind for op in self.mount_ops)
+        self.device_ops = [] if self.dev_bind_mounted else devices.plan_devices(spec)
+        self.has_devpts = any(op.type == "devpts" for op in self.mount_ops)
+        self.in_user_ns = spec.namespace("user") is not None
+        self.last_cap = capslib.last_cap()
+        self.sysctl = _plan_sysctl(spec)
+        self.loopback = spec.has_new("network")
+        process = spec.process
+        self.env = process.env_dict() if process else {}
+        if process and process.rlimits:
+            import resource  # noqa: F401  (loaded now, used after the fork)
+
+
+def _plan_sysctl(spec) -> list[tuple[str, str, str]]:
+    """(field, /proc/sys path, value); refuse what would change the host's settings."""
+    out = []
+    for key, value in spec.sysctl.items():
+        field = f"linux.sysctl.{key}"
+        if "/" in key or ".." in key.split("."):
+            raise PyociError(f"{field}: invalid sysctl name")
+        if key.startswith("net.") and not spec.has_new("network"):
+            raise PyociError(f"{field}: net.* sysctls need a new network namespace (it would change the host's)")
+        ipc = key.startswith(("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue."))
+        if ipc and not spec.has_new("ipc"):
+            raise PyociError(f"{field}: ipc sysctls need a new ipc namespace (it would change the host's)")
+        if key in ("kernel.hostname", "kernel.domainname") and not spec.has_new("uts"):
+            raise PyociError(f"{field}: needs a new uts namespace (it would change the host's)")
+        if not (key.startswith("net.") or ipc or key in ("kernel.hostname", "kernel.domainname")):
+            raise PyociError(f"{field}: not a namespaced sysctl (it would change the host's)")
+        out.append((field, "/proc/sys/" + key.replace(".", "/"), value))
+    return out
+
+
+# --- messages ----------------------------------------------------------------------------------
+def send_error(sock: socket.socket, err: BaseException) -> None:
+    if isinstance(err, PyociError):
+        msg, errno = err.msg, err.errno
+    elif isinstance(err, OSError):
+        msg = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+        errno = err.errno or 0
+    else:
+        msg, errno = f"internal error: {type(err).__name__}: {err}", 0
+    try:
+        sock.send(ERROR + b" " + json.dumps({"error": msg, "errno": errno}).encode())
+    except OSError:
+        pass
+
+
+def raise_child_error(message: bytes) -> None:
+    data = json.loads(message[len(ERROR) + 1 :])
+    raise PyociError(data.get("error", "unknown error"), data.get("errno", 0))
+
+
+# --- stage 1 -----------------------------------------------------------------------------------
+def stage1(plan: InitPlan, sock: socket.socket) -> None:
+    """C1: namespaces, then fork the init and report its pid. Never returns."""
+    code = 1
+    try:
+        sc.set_process_name("pyoci:[1:C1]")
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        ns = plan.ns
+        if ns.user_fd is not None:
+            sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
+        elif ns.new_user:
+            sc.unshare(sc.CLONE_NEWUSER)
+            sock.send(USERNS_READY)
+            if sock.recv(64) != MAPPED:
+                os._exit(1)
+        if ns.user_fd is not None or ns.new_user:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        namespaces.join_and_unshare(ns)
+        pid = os.fork()
+        if pid == 0:
+            init(plan, sock)
+        sock.send(PID + b" %d" % pid)
+        code = 0
+    except BaseException as err:  # noqa: BLE001 - everything is reported, then we exit
+        send_error(sock, err)
+    os._exit(code)
+
+
+# --- stage 2: the container's init -------------------------------------------------------------
+def init(plan: InitPlan, sock: socket.socket) -> None:
+    """C2: set the container up as one straight line, report READY, wait for start, exec."""
+    code, ready = 1, False
+    try:
+        sc.set_process_name("pyoci:[2:INIT]")
+        for sig in _RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        fifo_fd, exec_path = setup_container(plan)
+        sock.send(READY)
+        sock.close()
+        ready = True
+        wait_for_start(fifo_fd)
+        finish_and_exec(plan, exec_path)
+    except BaseException as err:  # noqa: BLE001
+        if not ready:
+            send_error(sock, err)
+        elif isinstance(err, PyociError):
+            # After READY nobody listens on the socket: say it where the container's output
+            # goes, with the exit codes a shell uses for "not found" and "not executable".
+            os.write(2, f"pyoci: {err.msg}\n".encode())
+            code = 126 if err.errno == 13 else 127 if err.errno == 2 else 1
+    os._exit(code)
+
+
+def setup_container(plan: InitPlan) -> tuple[int, str | None]:
+    """Everything up to "ready"; returns the exec.fifo fd and the resolved executable."""
+    spec = plan.spec
+    # The fifo's directory is on the host; keep an fd to it across the pivot.
+    state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    rootfs.prepare(spec.root_path, spec.rootfs_propagation)
+    root_fd = os.open(spec.root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for op in plan.mount_ops:
+        mounts.do_mount(root_fd, op)
+    for op in plan.device_ops:
+        devices.create_device(root_fd, op, bind_from_host=plan.in_user_ns)
+    if not plan.dev_bind_mounted:
+        devices.create_symlinks(root_fd, with_ptmx=plan.has_devpts)
+    os.close(root_fd)
+    if plan.no_pivot:
+        rootfs.move_root(spec.root_path)
+    else:
+        rootfs.pivot(spec.root_path)
+    rootfs.set_rootfs_propagation(spec.rootfs_propagation)
+    if spec.hostname is not None:
+        _sethostname(spec.hostname)
+    if spec.domainname is not None:
+        try:
+            sc.setdomainname(spec.domainname)
+        except OSError as err:
+            raise PyociError(f"domainname: {err.strerror.lower()}", err.errno) from None
+    for field, path, value in plan.sysctl:
+        _write_file(path, value, field)
+    if plan.loopback:
+        _loopback_up()
+    rootfs.mask_paths(spec.masked_paths)
+    rootfs.readonly_paths(spec.readonly_paths)
+    if spec.root_readonly:
+        rootfs.readonly_root()
+    exec_path = None
+    process = spec.process
+    if process is not None:
+        if process.oom_score_adj is not None:
+            _write_file("/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj")
+        _set_rlimits(process)
+        if process.user.umask is not None:
+            os.umask(process.user.umask)
+        _chdir(process.cwd)
+        exec_path = lookup_executable(process.args[0], plan.env.get("PATH"))
+    return state_fd, exec_path
+
+
+def wait_for_start(state_fd: int) -> None:
+    """Open exec.fifo for writing: blocks until `start` opens it for reading (then write the
+    byte `start` waits for). Reopening by name through the state dir fd works after the pivot."""
+    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(state_fd)
+
+
+def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
+    """After start: user, capabilities, no_new_privs, then execve."""
+    process = plan.spec.process
+    if process is None or exec_path is None:
+        # `start` refuses a container without a process; nothing can reach here but a kill.
+        os._exit(0)
+    caps = process.capabilities
+    if caps is not None:
+        capslib.drop_bounding(caps.get("bounding", []), plan.last_cap)
+    user = process.user
+    setgroups_allowed = not plan.in_user_ns or _setgroups_allowed()
+    capslib.switch_user(user.uid, user.gid, user.additional_gids, setgroups_allowed)
+    if caps is not None:
+        capslib.set_sets(caps, plan.last_cap)
+    if process.no_new_privileges:
+        capslib.set_no_new_privs()
+    _chdir(process.cwd)  # again: the new user may see the cwd differently
+    sc.close_range(3 + plan.preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
+    try:
+        os.execve(exec_path, process.args, plan.env)
+    except OSError as err:
+        raise PyociError(f'exec: "{process.args[0]}": {err.strerror.lower()}', err.errno) from None
+
+
+# --- helpers of the straight line --------------------------------------------------------------
+def _sethostname(name: str) -> None:
+    try:
+        socket.sethostname(name)
+    except OSError as err:
+        raise PyociError(f"hostname: {err.strerror.lower()}", err.errno) from None
+
+
+def _write_file(path: str, value: str, field: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise PyociError(f"{field}: writing {path}: {err.strerror.lower()}", err.errno) from None
+
+
+def _set_rlimits(process) -> None:
+    if not process.rlimits:
+        return
+    import resource  # already loaded by InitPlan
+
+    for i, rl in enumerate(process.rlimits):
+        try:
+            resource.setrlimit(rl.resource, (rl.soft, rl.hard))
+        except (OSError, ValueError) as err:
+            reason = err.strerror.lower() if isinstance(err, OSError) and err.strerror else str(err)
+            raise PyociError(f"process.rlimits[{i}]: {rl.type} soft {rl.soft} hard {rl.hard}: {reason}") from None
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)  # runc creates a missing cwd
+            os.chdir(cwd)
+        except OSError as err:
+            raise PyociError(f"process.cwd: {cwd}: {err.strerror.lower()}", err.errno) from None
+    except OSError as err:
+        raise PyociError(f"process.cwd: {cwd}: {err.strerror.lower()}", err.errno) from None
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _loopback_up() -> None:
+    """`ip link set lo up` as one SIOCSIFFLAGS ioctl: no netlink library for this."""
+    import fcntl
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+    try:
+        req = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), siocgifflags, req))[1]
+        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+    except OSError as err:
+        raise PyociError(f"linux.namespaces: bringing up lo in the new network namespace: {err.strerror.lower()}") from None
+    finally:
+        s.close()
+
+
+def lookup_executable(name: str, path_env: str | None) -> str:
+    """Find args[0] the way execvp/Go's LookPath do, with the messages docker maps to 127/126."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as err:
+            raise PyociError(f'exec: "{name}": stat {name}: {err.strerror.lower()}', err.errno) from None
+        if not _is_executable(st):
+            raise PyociError(f'exec: "{name}": permission denied', 13)
+        return name
+    for directory in (path_env or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if _is_executable(st):
+            return candidate
+    raise PyociError(f'exec: "{name}": executable file not found in $PATH', 2)
+
+
+def _is_executable(st: os.stat_result) -> bool:
+    return (st.st_mode & 0o170000) == 0o100000 and bool(st.st_mode & 0o111)

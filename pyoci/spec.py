@@ -1,0 +1,420 @@
+"""config.json → a typed `Spec`, checked field by field with path-precise errors.
+
+Why hand-written checks and not jsonschema: the runtime parses the config on every `create`
+and `run`, and jsonschema costs ~120 ms to import; `pyoci validate` runs the full schema. The
+model mirrors config.json one to one (no second "internal config" to lose fields in, the
+lesson of runc's specconv): attribute names are the spec's, in snake_case.
+
+Plain classes with __slots__ rather than dataclasses: dataclasses pulls in `inspect` (~10 ms).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyoci.errors import PyociError
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+# The spec's namespace type → the name of its file in /proc/PID/ns.
+NS_PROC_NAME = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+
+# Capability names known to this kernel's headers (capability.h, up to CAP_CHECKPOINT_RESTORE).
+CAPABILITIES = (
+    "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID CAP_KILL CAP_SETGID "
+    "CAP_SETUID CAP_SETPCAP CAP_LINUX_IMMUTABLE CAP_NET_BIND_SERVICE CAP_NET_BROADCAST "
+    "CAP_NET_ADMIN CAP_NET_RAW CAP_IPC_LOCK CAP_IPC_OWNER CAP_SYS_MODULE CAP_SYS_RAWIO "
+    "CAP_SYS_CHROOT CAP_SYS_PTRACE CAP_SYS_PACCT CAP_SYS_ADMIN CAP_SYS_BOOT CAP_SYS_NICE "
+    "CAP_SYS_RESOURCE CAP_SYS_TIME CAP_SYS_TTY_CONFIG CAP_MKNOD CAP_LEASE CAP_AUDIT_WRITE "
+    "CAP_AUDIT_CONTROL CAP_SETFCAP CAP_MAC_OVERRIDE CAP_MAC_ADMIN CAP_SYSLOG CAP_WAKE_ALARM "
+    "CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE"
+).split()
+CAP_NUMBER = {name: number for number, name in enumerate(CAPABILITIES)}
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+RLIMITS = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
+ROOTFS_PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+# --- typed accessors ---------------------------------------------------------------------------
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
+    if isinstance(value, bool) and kind in (int, (int,)):
+        raise PyociError(f"{path}: must be {what}, not a boolean")
+    if not isinstance(value, kind):
+        raise PyociError(f"{path}: must be {what}, not {_type_name(value)}")
+    return value
+
+
+def _obj(parent: dict, key: str, path: str) -> dict:
+    value = parent.get(key)
+    return {} if value is None else _expect(value, dict, path, "an object")
+
+
+def _list(parent: dict, key: str, path: str) -> list:
+    value = parent.get(key)
+    return [] if value is None else _expect(value, list, path, "an array")
+
+
+def _str(parent: dict, key: str, path: str, default: str | None = None) -> str | None:
+    value = parent.get(key)
+    return default if value is None else _expect(value, str, path, "a string")
+
+
+def _int(parent: dict, key: str, path: str, default: int | None = None, lo: int = 0, hi: int = 2**32 - 1) -> int | None:
+    value = parent.get(key)
+    if value is None:
+        return default
+    _expect(value, int, path, "an integer")
+    if not lo <= value <= hi:
+        raise PyociError(f"{path}: {value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _bool(parent: dict, key: str, path: str) -> bool:
+    value = parent.get(key)
+    return False if value is None else _expect(value, bool, path, "a boolean")
+
+
+def _strings(parent: dict, key: str, path: str) -> list[str]:
+    items = _list(parent, key, path)
+    for i, item in enumerate(items):
+        _expect(item, str, f"{path}[{i}]", "a string")
+    return items
+
+
+def _absolute(value: str, path: str) -> str:
+    if not value.startswith("/"):
+        raise PyociError(f"{path}: {value!r} must be an absolute path")
+    return value
+
+
+# --- the model ---------------------------------------------------------------------------------
+class IDMapping:
+    """One uid/gid mapping range (containerID, hostID, size)."""
+
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(self, container_id: int, host_id: int, size: int) -> None:
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
+
+    def line(self) -> str:
+        return f"{self.container_id} {self.host_id} {self.size}\n"
+
+
+def _mappings(parent: dict, key: str, path: str) -> list[IDMapping]:
+    out = []
+    for i, item in enumerate(_list(parent, key, path)):
+        p = f"{path}[{i}]"
+        _expect(item, dict, p, "an object")
+        size = _int(item, "size", f"{p}.size")
+        if size is None or size == 0:
+            raise PyociError(f"{p}.size: must be a positive integer")
+        container_id = _int(item, "containerID", f"{p}.containerID", 0)
+        host_id = _int(item, "hostID", f"{p}.hostID", 0)
+        out.append(IDMapping(container_id, host_id, size))  # type: ignore[arg-type]
+    return out
+
+
+class User:
+    """process.user."""
+
+    __slots__ = ("uid", "gid", "umask", "additional_gids", "username")
+
+    def __init__(self, raw: dict, path: str) -> None:
+        self.uid: int = _int(raw, "uid", f"{path}.uid", 0)  # type: ignore[assignment]
+        self.gid: int = _int(raw, "gid", f"{path}.gid", 0)  # type: ignore[assignment]
+        self.umask = _int(raw, "umask", f"{path}.umask", None, 0, 0o7777)
+        self.additional_gids: list[int] = []
+        for i, gid in enumerate(_list(raw, "additionalGids", f"{path}.additionalGids")):
+            p = f"{path}.additionalGids[{i}]"
+            _expect(gid, int, p, "an integer")
+            self.additional_gids.append(gid)
+        self.username = _str(raw, "username", f"{path}.username")
+
+
+class Rlimit:
+    """One process.rlimits entry."""
+
+    __slots__ = ("type", "resource", "soft", "hard")
+
+    def __init__(self, raw: dict, path: str) -> None:
+        _expect(raw, dict, path, "an object")
+        self.type = _str(raw, "type", f"{path}.type")
+        if self.type not in RLIMITS:
+            raise PyociError(f"{path}.type: unknown rlimit type {self.type!r}")
+        self.resource = RLIMITS[self.type]
+        self.soft: int = _int(raw, "soft", f"{path}.soft", 0, 0, 2**64 - 1)  # type: ignore[assignment]
+        self.hard: int = _int(raw, "hard", f"{path}.hard", 0, 0, 2**64 - 1)  # type: ignore[assignment]
+        if self.soft > self.hard:
+            raise PyociError(f"{path}: soft limit {self.soft} exceeds hard limit {self.hard}")
+
+
+class Process:
+    """The `process` object: what runs in the container and with which credentials."""
+
+    __slots__ = (
+        "terminal",
+        "console_size",
+        "user",
+        "args",
+        "env",
+        "cwd",
+        "capabilities",
+        "rlimits",
+        "no_new_privileges",
+        "oom_score_adj",
+        "raw",
+    )
+
+    def __init__(self, raw: dict, path: str = "process") -> None:
+        _expect(raw, dict, path, "an object")
+        self.raw = raw
+        self.terminal = _bool(raw, "terminal", f"{path}.terminal")
+        size = _obj(raw, "consoleSize", f"{path}.consoleSize")
+        self.console_size = (
+            (_int(size, "height", f"{path}.consoleSize.height", 0), _int(size, "width", f"{path}.consoleSize.width", 0))
+            if size
+            else None
+        )
+        self.user = User(_obj(raw, "user", f"{path}.user"), f"{path}.user")
+        self.args = _strings(raw, "args", f"{path}.args")
+        if not self.args:
+            raise PyociError(f"{path}.args: must not be empty")
+        self.env = _strings(raw, "env", f"{path}.env")
+        cwd = _str(raw, "cwd", f"{path}.cwd")
+        if cwd is None:
+            raise PyociError(f"{path}.cwd: is required")
+        self.cwd = _absolute(cwd, f"{path}.cwd")
+        caps = _obj(raw, "capabilities", f"{path}.capabilities")
+        self.capabilities: dict[str, list[int]] | None = {} if caps else None
+        for set_name, names in caps.items():
+            p = f"{path}.capabilities.{set_name}"
+            if set_name not in CAP_SETS:
+                raise PyociError(f"{p}: unknown capability set (expected one of {', '.join(CAP_SETS)})")
+            numbers = []
+            for i, name in enumerate(_strings(caps, set_name, p)):
+                if name not in CAP_NUMBER:
+                    raise PyociError(f"{p}[{i}]: unknown capability {name!r}")
+                numbers.append(CAP_NUMBER[name])
+            self.capabilities[set_name] = numbers  # type: ignore[index]
+        if self.capabilities:
+            allowed = set(self.capabilities.get("permitted", [])) & set(self.capabilities.get("inheritable", []))
+            for i, cap in enumerate(self.capabilities.get("ambient", [])):
+                if cap not in allowed:
+                    raise PyociError(
+                        f"{path}.capabilities.ambient[{i}]: {CAPABILITIES[cap]} must also be in "
+                        "permitted and inheritable (the kernel refuses it otherwise)"
+                    )
+        self.rlimits = [Rlimit(r, f"{path}.rlimits[{i}]") for i, r in enumerate(_list(raw, "rlimits", f"{path}.rlimits"))]
+        seen: dict[str, int] = {}
+        for i, r in enumerate(self.rlimits):
+            if r.type in seen:
+                raise PyociError(f"{path}.rlimits[{i}].type: {r.type} duplicated (also at {path}.rlimits[{seen[r.type]}])")
+            seen[r.type] = i
+        self.no_new_privileges = _bool(raw, "noNewPrivileges", f"{path}.noNewPrivileges")
+        self.oom_score_adj = _int(raw, "oomScoreAdj", f"{path}.oomScoreAdj", None, -1000, 1000)
+
+    def env_dict(self) -> dict[str, str]:
+        """process.env as execve wants it; a later duplicate wins, as in a shell."""
+        env: dict[str, str] = {}
+        for item in self.env:
+            key, sep, value = item.partition("=")
+            if sep:
+                env[key] = value
+        return env
+
+
+class Mount:
+    """One `mounts[]` entry."""
+
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings", "path")
+
+    def __init__(self, raw: dict, path: str) -> None:
+        _expect(raw, dict, path, "an object")
+        self.path = path
+        destination = _str(raw, "destination", f"{path}.destination")
+        if destination is None:
+            raise PyociError(f"{path}.destination: is required")
+        self.destination = _absolute(destination, f"{path}.destination")
+        self.type = _str(raw, "type", f"{path}.type", "")
+        self.source = _str(raw, "source", f"{path}.source", "")
+        self.options = _strings(raw, "options", f"{path}.options")
+        self.uid_mappings = _mappings(raw, "uidMappings", f"{path}.uidMappings")
+        self.gid_mappings = _mappings(raw, "gidMappings", f"{path}.gidMappings")
+
+
+class Namespace:
+    """One linux.namespaces entry: a new namespace, or a join of `path`."""
+
+    __slots__ = ("type", "path")
+
+    def __init__(self, raw: dict, path: str) -> None:
+        _expect(raw, dict, path, "an object")
+        self.type = _str(raw, "type", f"{path}.type")
+        if self.type not in NAMESPACE_TYPES:
+            raise PyociError(f"{path}.type: unknown namespace type {self.type!r}")
+        ns_path = _str(raw, "path", f"{path}.path")
+        self.path = _absolute(ns_path, f"{path}.path") if ns_path else None
+
+
+class Device:
+    """One linux.devices entry."""
+
+    __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
+
+    def __init__(self, raw: dict, path: str) -> None:
+        _expect(raw, dict, path, "an object")
+        dev_path = _str(raw, "path", f"{path}.path")
+        if dev_path is None:
+            raise PyociError(f"{path}.path: is required")
+        self.path = _absolute(dev_path, f"{path}.path")
+        self.type = _str(raw, "type", f"{path}.type")
+        if self.type not in ("c", "b", "u", "p"):
+            raise PyociError(f"{path}.type: must be one of c, b, u, p, not {self.type!r}")
+        self.major = _int(raw, "major", f"{path}.major", None, 0, 2**32 - 1)
+        self.minor = _int(raw, "minor", f"{path}.minor", None, 0, 2**32 - 1)
+        if self.type != "p" and (self.major is None or self.minor is None):
+            raise PyociError(f"{path}: major and minor are required for type {self.type!r}")
+        self.file_mode = _int(raw, "fileMode", f"{path}.fileMode", None, 0, 0o7777)
+        self.uid = _int(raw, "uid", f"{path}.uid")
+        self.gid = _int(raw, "gid", f"{path}.gid")
+
+
+class Spec:
+    """A parsed config.json. `raw` keeps the whole document (for hooks, state, features)."""
+
+    def __init__(self, raw: dict, bundle: str) -> None:
+        _expect(raw, dict, "(root)", "an object")
+        self.raw = raw
+        self.bundle = bundle
+        self.oci_version = _str(raw, "ociVersion", "ociVersion")
+        if self.oci_version is None:
+            raise PyociError("ociVersion: is required")
+        root = _obj(raw, "root", "root")
+        root_path = _str(root, "path", "root.path")
+        if not root_path:
+            raise PyociError("root.path: is required")
+        self.root_path = os.path.normpath(os.path.join(bundle, root_path))
+        self.root_readonly = _bool(root, "readonly", "root.readonly")
+        self.process = Process(raw["process"]) if raw.get("process") is not None else None
+        self.hostname = _str(raw, "hostname", "hostname")
+        self.domainname = _str(raw, "domainname", "domainname")
+        self.mounts = [Mount(m, f"mounts[{i}]") for i, m in enumerate(_list(raw, "mounts", "mounts"))]
+        self.annotations: dict[str, str] = _obj(raw, "annotations", "annotations")
+        for key, value in self.annotations.items():
+            _expect(value, str, f"annotations.{key}", "a string")
+        hooks = _obj(raw, "hooks", "hooks")
+        self.hooks: dict[str, list[dict]] = {}
+        for name in HOOK_NAMES:
+            entries = _list(hooks, name, f"hooks.{name}")
+            for i, hook in enumerate(entries):
+                p = f"hooks.{name}[{i}]"
+                _expect(hook, dict, p, "an object")
+                _absolute(_str(hook, "path", f"{p}.path") or "", f"{p}.path")
+                _strings(hook, "args", f"{p}.args")
+                _strings(hook, "env", f"{p}.env")
+                _int(hook, "timeout", f"{p}.timeout", None, 1, 2**31 - 1)
+            if entries:
+                self.hooks[name] = entries
+        linux = _obj(raw, "linux", "linux")
+        self.linux = linux
+        self.namespaces = [Namespace(n, f"linux.namespaces[{i}]") for i, n in enumerate(_list(linux, "namespaces", "linux.namespaces"))]
+        seen: dict[str, int] = {}
+        for i, ns in enumerate(self.namespaces):
+            if ns.type in seen:
+                raise PyociError(f"linux.namespaces[{i}].type: {ns.type} duplicated (also at linux.namespaces[{seen[ns.type]}])")
+            seen[ns.type] = i
+        self.uid_mappings = _mappings(linux, "uidMappings", "linux.uidMappings")
+        self.gid_mappings = _mappings(linux, "gidMappings", "linux.gidMappings")
+        user_ns = self.namespace("user")
+        if (self.uid_mappings or self.gid_mappings) and (user_ns is None or user_ns.path):
+            raise PyociError("linux.uidMappings: mappings need a new user namespace in linux.namespaces")
+        if user_ns is not None and user_ns.path is None and not (self.uid_mappings and self.gid_mappings):
+            raise PyociError("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+        self.devices = [Device(d, f"linux.devices[{i}]") for i, d in enumerate(_list(linux, "devices", "linux.devices"))]
+        self.masked_paths = [_absolute(p, f"linux.maskedPaths[{i}]") for i, p in enumerate(_strings(linux, "maskedPaths", "linux.maskedPaths"))]
+        self.readonly_paths = [
+            _absolute(p, f"linux.readonlyPaths[{i}]") for i, p in enumerate(_strings(linux, "readonlyPaths", "linux.readonlyPaths"))
+        ]
+        self.rootfs_propagation = _str(linux, "rootfsPropagation", "linux.rootfsPropagation")
+        if self.rootfs_propagation is not None and self.rootfs_propagation not in ROOTFS_PROPAGATIONS:
+            raise PyociError(f"linux.rootfsPropagation: unknown propagation {self.rootfs_propagation!r}")
+        self.sysctl: dict[str, str] = _obj(linux, "sysctl", "linux.sysctl")
+        for key, value in self.sysctl.items():
+            _expect(value, str, f"linux.sysctl.{key}", "a string")
+        self.time_offsets: dict[str, dict] = _obj(linux, "timeOffsets", "linux.timeOffsets")
+        self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
+        if self.hostname and not self.has_new("uts"):
+            raise PyociError("hostname: setting a hostname needs a new uts namespace")
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+    def has_new(self, ns_type: str) -> bool:
+        """True when the container gets a namespace of its own (not the host's, not a join)."""
+        ns = self.namespace(ns_type)
+        return ns is not None and ns.path is None
+
+
+def load(bundle: str) -> Spec:
+    """Read and check `<bundle>/config.json`; malformed JSON names line and column."""
+    import json
+
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise PyociError(f"config.json: no such file in bundle {bundle}") from None
+    except OSError as err:
+        raise PyociError(f"config.json: cannot read {path}: {err.strerror}") from None
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise PyociError(f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise PyociError(f"config.json: not UTF-8 ({err.reason})") from None
+    spec = Spec(raw, bundle)
+    if not os.path.isdir(spec.root_path):
+        raise PyociError(f"root.path: {spec.root_path} is not a directory")
+    return spec

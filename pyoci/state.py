@@ -1,0 +1,179 @@
+"""The state directory of a container: `<root>/<id>/{state.json,lock,exec.fifo}`.
+
+`state.json` is written atomically (temp file + rename) under an exclusive flock of `lock`, so a
+reader never sees half a file and two mutating commands never interleave. It records what later
+commands need and cannot derive (init pid *with its start time*, bundle, creation time, owner);
+the status is never stored: `status()` derives it from the process every time, in crun's order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+
+from pyoci.errors import PyociError, does_not_exist
+
+DEFAULT_ROOT = "/run/pyoci"
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+FIFO_FILE = "exec.fifo"
+OCI_VERSION = "1.2.0"
+
+# runc's rule: letters, digits and `_+-.`, not starting with a dot (so never `.` or `..`).
+_ID_RE = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9_+\-.]*$")
+
+
+def default_root() -> str:
+    """`/run/pyoci` for root; `$XDG_RUNTIME_DIR/pyoci` for an unprivileged user."""
+    if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyoci")
+    return DEFAULT_ROOT
+
+
+def check_id(container_id: str) -> str:
+    """Refuse ids that could escape the state root or confuse tools (`/`, `..`, empty)."""
+    if not container_id or len(container_id) > 1024 or not _ID_RE.match(container_id):
+        raise PyociError(
+            f"container id {container_id!r}: invalid (use letters, digits and _+-. , not starting with .)"
+        )
+    return container_id
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (parsed after the last `)`), or None if the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # zombie or dead: the container has stopped
+        return None
+    return int(fields[19])
+
+
+class ContainerState:
+    """What `<root>/<id>/state.json` records, plus the derived status."""
+
+    def __init__(self, root: str, data: dict) -> None:
+        self.root = root
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def pid(self) -> int:
+        return self.data["pid"]
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.root, self.id)
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.dir, FIFO_FILE)
+
+    def init_alive(self) -> bool:
+        """The init process is ours: alive and with the start time we recorded."""
+        pid = self.data.get("pid") or 0
+        return pid > 0 and proc_start_time(pid) == self.data.get("pidStartTime")
+
+    def status(self) -> str:
+        """Derived in one fixed order: gone → stopped; fifo → created; frozen → paused; running."""
+        if not self.init_alive():
+            return "stopped"
+        if os.path.exists(self.fifo_path):
+            return "created"
+        if self._frozen():
+            return "paused"
+        return "running"
+
+    def _frozen(self) -> bool:
+        freezer = self.data.get("freezerPath")
+        if not freezer:
+            return False
+        try:
+            with open(freezer) as f:
+                value = f.read().strip()
+        except OSError:
+            return False
+        return value in ("FROZEN", "FREEZING", "1")
+
+    def oci_state(self) -> dict:
+        """The state as `pyoci state` prints it: runtime-spec fields plus runc's extras."""
+        status = self.status()
+        out = {
+            "ociVersion": self.data.get("ociVersion", OCI_VERSION),
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.data["bundle"],
+            "rootfs": self.data["rootfs"],
+            "created": self.data["created"],
+            "owner": self.data.get("owner", ""),
+        }
+        if self.data.get("annotations"):
+            out["annotations"] = self.data["annotations"]
+        return out
+
+    def save(self) -> None:
+        """Atomically replace state.json (temp file in the same dir + rename)."""
+        import json
+
+        tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(self.data, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+
+
+def load(root: str, container_id: str) -> ContainerState:
+    """Read a container's state; an unknown id says `does not exist` (tools match on it)."""
+    import json
+
+    check_id(container_id)
+    path = os.path.join(root, container_id, STATE_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        raise does_not_exist(container_id) from None
+    except ValueError as err:
+        raise PyociError(f'container "{container_id}": corrupt state file {path}: {err}') from None
+    return ContainerState(root, data)
+
+
+def list_ids(root: str) -> list[str]:
+    """Ids with a state file under `root`, sorted."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE)))
+
+
+class Lock:
+    """Exclusive flock of `<dir>/lock`: every mutating command holds it."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def lock_existing(root: str, container_id: str) -> Lock:
+    """Lock the state dir of an existing container."""
+    check_id(container_id)
+    try:
+        return Lock(os.path.join(root, container_id))
+    except FileNotFoundError:
+        raise does_not_exist(container_id) from None
