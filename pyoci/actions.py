@@ -33,7 +33,9 @@ def create(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci.container import Container
 
     _check_console(o)
-    Container.create(_root(g), args[0], o["bundle"], o["pid_file"], o["no_pivot"], o["preserve_fds"])
+    Container.create(
+        _root(g), args[0], o["bundle"], o["pid_file"], o["no_pivot"], o["preserve_fds"]
+    )
     return 0
 
 
@@ -48,8 +50,16 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci import container
 
     _check_console(o)
-    return container.run(_root(g), args[0], o["bundle"], o["pid_file"], o["no_pivot"], o["detach"],
-                         o["keep"], o["preserve_fds"])
+    return container.run(
+        _root(g),
+        args[0],
+        o["bundle"],
+        o["pid_file"],
+        o["no_pivot"],
+        o["detach"],
+        o["keep"],
+        o["preserve_fds"],
+    )
 
 
 def state(g: dict, o: dict, args: list[str], log) -> int:
@@ -85,10 +95,16 @@ def list_(g: dict, o: dict, args: list[str], log) -> int:
         _print_json(states)
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
+        rows += [
+            (s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
+            for s in states
+        ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            sys.stdout.write("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+            sys.stdout.write(
+                "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                + "\n"
+            )
     return 0
 
 

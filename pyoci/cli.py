@@ -53,8 +53,13 @@ def _command(cmd: Cmd) -> click.Command:
                 options[opt.dest] = list(options[opt.dest] or ())
         ctx.exit(run_handler(ctx.obj, cmd, options, args))
 
-    return click.Command(cmd.name, params=params, callback=callback, help=cmd.help,
-                         context_settings={"help_option_names": ["-h", "--help"]})
+    return click.Command(
+        cmd.name,
+        params=params,
+        callback=callback,
+        help=cmd.help,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -67,8 +72,15 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True, callback=_version,
-              help="print the version")
+@click.option(
+    "--version",
+    "-v",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="print the version",
+)
 @click.pass_context
 def pyoci(ctx: click.Context, **globals_: object) -> None:
     """pyoci: an OCI container runtime written in Python (runc-compatible command line)."""

@@ -15,12 +15,24 @@ class Opt:
 
     __slots__ = ("names", "dest", "kind", "default", "help", "choices", "metavar")
 
-    def __init__(self, *names: str, dest: str | None = None, kind: str = "str", default: object = None,
-                 help: str = "", choices: tuple[str, ...] = (), metavar: str | None = None) -> None:
+    def __init__(
+        self,
+        *names: str,
+        dest: str | None = None,
+        kind: str = "str",
+        default: object = None,
+        help: str = "",
+        choices: tuple[str, ...] = (),
+        metavar: str | None = None,
+    ) -> None:
         self.names = names
         self.dest = dest or names[0].lstrip("-").replace("-", "_")
         self.kind = kind
-        self.default = default if default is not None else (False if kind == "flag" else [] if kind == "multi" else None)
+        self.default = (
+            default
+            if default is not None
+            else (False if kind == "flag" else [] if kind == "multi" else None)
+        )
         self.help = help
         self.choices = choices
         self.metavar = metavar
@@ -32,8 +44,15 @@ class Cmd:
 
     __slots__ = ("name", "help", "handler", "args", "opts", "rest")
 
-    def __init__(self, name: str, help: str, handler: str, args: tuple[tuple[str, bool], ...] = (),
-                 opts: tuple[Opt, ...] = (), rest: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        handler: str,
+        args: tuple[tuple[str, bool], ...] = (),
+        opts: tuple[Opt, ...] = (),
+        rest: str | None = None,
+    ) -> None:
         self.name = name
         self.help = help
         self.handler = handler
@@ -43,46 +62,129 @@ class Cmd:
 
 
 GLOBAL_OPTS = (
-    Opt("--root", help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)", metavar="DIR"),
+    Opt(
+        "--root",
+        help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)",
+        metavar="DIR",
+    ),
     Opt("--log", help="append log lines to FILE instead of stderr only", metavar="FILE"),
-    Opt("--log-format", kind="choice", choices=("text", "json"), default="text", help="log line format"),
+    Opt(
+        "--log-format",
+        kind="choice",
+        choices=("text", "json"),
+        default="text",
+        help="log line format",
+    ),
     Opt("--debug", kind="flag", help="debug log lines, and a traceback on internal errors"),
     Opt("--systemd-cgroup", kind="flag", help="linux.cgroupsPath is slice:prefix:name"),
     Opt("--rootless", default="auto", help="rootless mode: true, false or auto", metavar="MODE"),
-    Opt("--criu", help="accepted for runc compatibility (checkpointing is not supported)", metavar="PATH"),
+    Opt(
+        "--criu",
+        help="accepted for runc compatibility (checkpointing is not supported)",
+        metavar="PATH",
+    ),
 )
 
-_BUNDLE = Opt("--bundle", "-b", default=".", help="path to the bundle (default: current directory)", metavar="DIR")
-_PID_FILE = Opt("--pid-file", help="write the container's pid (no trailing newline) to FILE", metavar="FILE")
-_NO_PIVOT = Opt("--no-pivot", kind="flag", help="MS_MOVE + chroot instead of pivot_root (ramfs roots)")
+_BUNDLE = Opt(
+    "--bundle",
+    "-b",
+    default=".",
+    help="path to the bundle (default: current directory)",
+    metavar="DIR",
+)
+_PID_FILE = Opt(
+    "--pid-file", help="write the container's pid (no trailing newline) to FILE", metavar="FILE"
+)
+_NO_PIVOT = Opt(
+    "--no-pivot", kind="flag", help="MS_MOVE + chroot instead of pivot_root (ramfs roots)"
+)
 _CONSOLE = Opt("--console-socket", help="unix socket to send the pty master to", metavar="PATH")
-_PRESERVE = Opt("--preserve-fds", kind="int", default=0, help="pass N fds beyond stdio (3..3+N-1)", metavar="N")
+_PRESERVE = Opt(
+    "--preserve-fds", kind="int", default=0, help="pass N fds beyond stdio (3..3+N-1)", metavar="N"
+)
 _NO_KEYRING = Opt("--no-new-keyring", kind="flag", help="accepted for runc compatibility")
 _PIDFD_SOCKET = Opt("--pidfd-socket", help="accepted for runc compatibility", metavar="PATH")
 _ID = (("container-id", True),)
 
 COMMANDS = (
-    Cmd("create", "Create a container from a bundle; its process waits for `start`.",
-        "pyoci.actions:create", _ID,
-        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET)),
+    Cmd(
+        "create",
+        "Create a container from a bundle; its process waits for `start`.",
+        "pyoci.actions:create",
+        _ID,
+        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET),
+    ),
     Cmd("start", "Start the user process of a created container.", "pyoci.actions:start", _ID),
-    Cmd("run", "Create and start a container; wait for it unless --detach.", "pyoci.actions:run", _ID,
-        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET,
-         Opt("--detach", "-d", kind="flag", help="return once the container has started"),
-         Opt("--keep", kind="flag", help="do not delete the container after it exits"))),
+    Cmd(
+        "run",
+        "Create and start a container; wait for it unless --detach.",
+        "pyoci.actions:run",
+        _ID,
+        (
+            _BUNDLE,
+            _PID_FILE,
+            _CONSOLE,
+            _NO_PIVOT,
+            _NO_KEYRING,
+            _PRESERVE,
+            _PIDFD_SOCKET,
+            Opt("--detach", "-d", kind="flag", help="return once the container has started"),
+            Opt("--keep", kind="flag", help="do not delete the container after it exits"),
+        ),
+    ),
     Cmd("state", "Print the state of a container as JSON.", "pyoci.actions:state", _ID),
-    Cmd("kill", "Send a signal (default SIGTERM) to the container's init.", "pyoci.actions:kill",
+    Cmd(
+        "kill",
+        "Send a signal (default SIGTERM) to the container's init.",
+        "pyoci.actions:kill",
         (("container-id", True), ("signal", False)),
-        (Opt("--all", "-a", kind="flag", help="signal every process of the container"),)),
-    Cmd("delete", "Delete a stopped container (--force: kill it first).", "pyoci.actions:delete", _ID,
-        (Opt("--force", "-f", kind="flag", help="kill a running container; an unknown id is not an error"),)),
-    Cmd("list", "List containers.", "pyoci.actions:list_", (),
-        (Opt("--format", "-f", kind="choice", choices=("table", "json"), default="table", help="output format"),
-         Opt("--quiet", "-q", kind="flag", help="print only the ids"))),
-    Cmd("spec", "Write a default config.json into the bundle.", "pyoci.actions:spec", (),
-        (_BUNDLE, Opt("--rootless", kind="flag", help="a config for an unprivileged user"))),
-    Cmd("validate", "Check a bundle's config.json against the runtime spec; print every problem.",
-        "pyoci.actions:validate", (), (_BUNDLE,)),
+        (Opt("--all", "-a", kind="flag", help="signal every process of the container"),),
+    ),
+    Cmd(
+        "delete",
+        "Delete a stopped container (--force: kill it first).",
+        "pyoci.actions:delete",
+        _ID,
+        (
+            Opt(
+                "--force",
+                "-f",
+                kind="flag",
+                help="kill a running container; an unknown id is not an error",
+            ),
+        ),
+    ),
+    Cmd(
+        "list",
+        "List containers.",
+        "pyoci.actions:list_",
+        (),
+        (
+            Opt(
+                "--format",
+                "-f",
+                kind="choice",
+                choices=("table", "json"),
+                default="table",
+                help="output format",
+            ),
+            Opt("--quiet", "-q", kind="flag", help="print only the ids"),
+        ),
+    ),
+    Cmd(
+        "spec",
+        "Write a default config.json into the bundle.",
+        "pyoci.actions:spec",
+        (),
+        (_BUNDLE, Opt("--rootless", kind="flag", help="a config for an unprivileged user")),
+    ),
+    Cmd(
+        "validate",
+        "Check a bundle's config.json against the runtime spec; print every problem.",
+        "pyoci.actions:validate",
+        (),
+        (_BUNDLE,),
+    ),
 )
 
 COMMANDS_BY_NAME = {cmd.name: cmd for cmd in COMMANDS}

@@ -219,7 +219,9 @@ class Container:
             pidfd = pidfd_open(self.pid)
         except ProcessLookupError:
             os.close(fd)
-            raise PyociError(f'cannot start container "{self.id}": its process has exited') from None
+            raise PyociError(
+                f'cannot start container "{self.id}": its process has exited'
+            ) from None
         try:
             poller = select.poll()
             poller.register(fd, select.POLLIN)
@@ -262,7 +264,9 @@ class Container:
                 raise PyociError(f'container "{self.id}": container not running')
             pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
-            raise PyociError(f'container "{self.id}": container not running, no such process') from None
+            raise PyociError(
+                f'container "{self.id}": container not running, no such process'
+            ) from None
         finally:
             os.close(pidfd)
 
@@ -313,14 +317,16 @@ class Container:
                 except PyociError:
                     pass  # exited meanwhile
                 if not wait_exit(self.pid, timeout=10):
-                    raise PyociError(f'container "{self.id}": process {self.pid} did not exit after SIGKILL')
+                    raise PyociError(
+                        f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
+                    )
             _remove_state_dir(self._state.dir)
         finally:
             lock.release()
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
-    """`delete`: with force, an id that is already gone is not an error (containerd relies on it)."""
+    """`delete`; with force an id already gone is not an error (containerd relies on it)."""
     try:
         container = Container.load(root, container_id)
     except PyociError as err:
@@ -375,8 +381,15 @@ def run(
         except ProcessLookupError:
             pass
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH):
+    for sig in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+    ):
         signal.signal(sig, forward)
     code = 255
     while True:

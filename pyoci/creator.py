@@ -54,8 +54,12 @@ class Creator:
                 raise PyociError("container init exited during create without reporting an error")
             if message == process.USERNS_READY:
                 spec = self.spec
-                namespaces.write_id_maps(self.stage1_pid, spec.uid_mappings, spec.gid_mappings,
-                                         deny_setgroups=os.geteuid() != 0)
+                namespaces.write_id_maps(
+                    self.stage1_pid,
+                    spec.uid_mappings,
+                    spec.gid_mappings,
+                    deny_setgroups=os.geteuid() != 0,
+                )
                 sock.send(process.MAPPED)
             elif message.startswith(process.PID + b" "):
                 self.init_pid = int(message.split()[1])

@@ -58,7 +58,9 @@ class InitPlan:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
         self.mount_ops = [mounts.parse_options(m, spec.bundle) for m in spec.mounts]
-        self.dev_bind_mounted = any(op.destination.rstrip("/") == "/dev" and op.is_bind for op in self.mount_ops)
+        self.dev_bind_mounted = any(
+            op.destination.rstrip("/") == "/dev" and op.is_bind for op in self.mount_ops
+        )
         self.device_ops = [] if self.dev_bind_mounted else devices.plan_devices(spec)
         self.has_devpts = any(op.type == "devpts" for op in self.mount_ops)
         self.in_user_ns = spec.namespace("user") is not None
@@ -79,10 +81,14 @@ def _plan_sysctl(spec) -> list[tuple[str, str, str]]:
         if "/" in key or ".." in key.split("."):
             raise PyociError(f"{field}: invalid sysctl name")
         if key.startswith("net.") and not spec.has_new("network"):
-            raise PyociError(f"{field}: net.* sysctls need a new network namespace (it would change the host's)")
+            raise PyociError(
+                f"{field}: net.* sysctls need a new network namespace (it would change the host's)"
+            )
         ipc = key.startswith(("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue."))
         if ipc and not spec.has_new("ipc"):
-            raise PyociError(f"{field}: ipc sysctls need a new ipc namespace (it would change the host's)")
+            raise PyociError(
+                f"{field}: ipc sysctls need a new ipc namespace (it would change the host's)"
+            )
         if key in ("kernel.hostname", "kernel.domainname") and not spec.has_new("uts"):
             raise PyociError(f"{field}: needs a new uts namespace (it would change the host's)")
         if not (key.startswith("net.") or ipc or key in ("kernel.hostname", "kernel.domainname")):
@@ -203,7 +209,9 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
     process = spec.process
     if process is not None:
         if process.oom_score_adj is not None:
-            _write_file("/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj")
+            _write_file(
+                "/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj"
+            )
         _set_rlimits(process)
         if process.user.umask is not None:
             os.umask(process.user.umask)
@@ -274,7 +282,9 @@ def _set_rlimits(process) -> None:
             resource.setrlimit(rl.resource, (rl.soft, rl.hard))
         except (OSError, ValueError) as err:
             reason = err.strerror.lower() if isinstance(err, OSError) and err.strerror else str(err)
-            raise PyociError(f"process.rlimits[{i}]: {rl.type} soft {rl.soft} hard {rl.hard}: {reason}") from None
+            raise PyociError(
+                f"process.rlimits[{i}]: {rl.type} soft {rl.soft} hard {rl.hard}: {reason}"
+            ) from None
 
 
 def _chdir(cwd: str) -> None:
@@ -310,7 +320,9 @@ def _loopback_up() -> None:
         flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), siocgifflags, req))[1]
         fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
     except OSError as err:
-        raise PyociError(f"linux.namespaces: bringing up lo in the new network namespace: {err.strerror.lower()}") from None
+        raise PyociError(
+            f"linux.namespaces: bringing up lo in the new network namespace: {err.strerror.lower()}"
+        ) from None
     finally:
         s.close()
 
@@ -321,11 +333,15 @@ def lookup_executable(name: str, path_env: str | None) -> str:
         try:
             st = os.stat(name)
         except OSError as err:
-            raise PyociError(f'exec: "{name}": stat {name}: {err.strerror.lower()}', err.errno) from None
+            raise PyociError(
+                f'exec: "{name}": stat {name}: {err.strerror.lower()}', err.errno
+            ) from None
         if not _is_executable(st):
             raise PyociError(f'exec: "{name}": permission denied', 13)
         return name
-    for directory in (path_env or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+    for directory in (
+        path_env or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    ).split(":"):
         candidate = os.path.join(directory or ".", name)
         try:
             st = os.stat(candidate)

@@ -29,15 +29,49 @@ NS_PROC_NAME = {
 }
 
 # Capability names known to this kernel's headers (capability.h, up to CAP_CHECKPOINT_RESTORE).
-CAPABILITIES = (
-    "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID CAP_KILL CAP_SETGID "
-    "CAP_SETUID CAP_SETPCAP CAP_LINUX_IMMUTABLE CAP_NET_BIND_SERVICE CAP_NET_BROADCAST "
-    "CAP_NET_ADMIN CAP_NET_RAW CAP_IPC_LOCK CAP_IPC_OWNER CAP_SYS_MODULE CAP_SYS_RAWIO "
-    "CAP_SYS_CHROOT CAP_SYS_PTRACE CAP_SYS_PACCT CAP_SYS_ADMIN CAP_SYS_BOOT CAP_SYS_NICE "
-    "CAP_SYS_RESOURCE CAP_SYS_TIME CAP_SYS_TTY_CONFIG CAP_MKNOD CAP_LEASE CAP_AUDIT_WRITE "
-    "CAP_AUDIT_CONTROL CAP_SETFCAP CAP_MAC_OVERRIDE CAP_MAC_ADMIN CAP_SYSLOG CAP_WAKE_ALARM "
-    "CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE"
-).split()
+CAPABILITIES = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
 CAP_NUMBER = {name: number for number, name in enumerate(CAPABILITIES)}
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
@@ -60,8 +94,24 @@ RLIMITS = {
     "RLIMIT_RTTIME": 15,
 }
 
-ROOTFS_PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
-HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+ROOTFS_PROPAGATIONS = (
+    "private",
+    "shared",
+    "slave",
+    "unbindable",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+)
+HOOK_NAMES = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
 
 
 # --- typed accessors ---------------------------------------------------------------------------
@@ -94,7 +144,9 @@ def _str(parent: dict, key: str, path: str, default: str | None = None) -> str |
     return default if value is None else _expect(value, str, path, "a string")
 
 
-def _int(parent: dict, key: str, path: str, default: int | None = None, lo: int = 0, hi: int = 2**32 - 1) -> int | None:
+def _int(
+    parent: dict, key: str, path: str, default: int | None = None, lo: int = 0, hi: int = 2**32 - 1
+) -> int | None:
     value = parent.get(key)
     if value is None:
         return default
@@ -208,7 +260,10 @@ class Process:
         self.terminal = _bool(raw, "terminal", f"{path}.terminal")
         size = _obj(raw, "consoleSize", f"{path}.consoleSize")
         self.console_size = (
-            (_int(size, "height", f"{path}.consoleSize.height", 0), _int(size, "width", f"{path}.consoleSize.width", 0))
+            (
+                _int(size, "height", f"{path}.consoleSize.height", 0),
+                _int(size, "width", f"{path}.consoleSize.width", 0),
+            )
             if size
             else None
         )
@@ -223,10 +278,12 @@ class Process:
         self.cwd = _absolute(cwd, f"{path}.cwd")
         caps = _obj(raw, "capabilities", f"{path}.capabilities")
         self.capabilities: dict[str, list[int]] | None = {} if caps else None
-        for set_name, names in caps.items():
+        for set_name in caps:
             p = f"{path}.capabilities.{set_name}"
             if set_name not in CAP_SETS:
-                raise PyociError(f"{p}: unknown capability set (expected one of {', '.join(CAP_SETS)})")
+                raise PyociError(
+                    f"{p}: unknown capability set (expected one of {', '.join(CAP_SETS)})"
+                )
             numbers = []
             for i, name in enumerate(_strings(caps, set_name, p)):
                 if name not in CAP_NUMBER:
@@ -234,18 +291,26 @@ class Process:
                 numbers.append(CAP_NUMBER[name])
             self.capabilities[set_name] = numbers  # type: ignore[index]
         if self.capabilities:
-            allowed = set(self.capabilities.get("permitted", [])) & set(self.capabilities.get("inheritable", []))
+            allowed = set(self.capabilities.get("permitted", [])) & set(
+                self.capabilities.get("inheritable", [])
+            )
             for i, cap in enumerate(self.capabilities.get("ambient", [])):
                 if cap not in allowed:
                     raise PyociError(
                         f"{path}.capabilities.ambient[{i}]: {CAPABILITIES[cap]} must also be in "
                         "permitted and inheritable (the kernel refuses it otherwise)"
                     )
-        self.rlimits = [Rlimit(r, f"{path}.rlimits[{i}]") for i, r in enumerate(_list(raw, "rlimits", f"{path}.rlimits"))]
+        self.rlimits = [
+            Rlimit(r, f"{path}.rlimits[{i}]")
+            for i, r in enumerate(_list(raw, "rlimits", f"{path}.rlimits"))
+        ]
         seen: dict[str, int] = {}
         for i, r in enumerate(self.rlimits):
             if r.type in seen:
-                raise PyociError(f"{path}.rlimits[{i}].type: {r.type} duplicated (also at {path}.rlimits[{seen[r.type]}])")
+                raise PyociError(
+                    f"{path}.rlimits[{i}].type: {r.type} duplicated "
+                    f"(also at {path}.rlimits[{seen[r.type]}])"
+                )
             seen[r.type] = i
         self.no_new_privileges = _bool(raw, "noNewPrivileges", f"{path}.noNewPrivileges")
         self.oom_score_adj = _int(raw, "oomScoreAdj", f"{path}.oomScoreAdj", None, -1000, 1000)
@@ -335,7 +400,9 @@ class Spec:
         self.process = Process(raw["process"]) if raw.get("process") is not None else None
         self.hostname = _str(raw, "hostname", "hostname")
         self.domainname = _str(raw, "domainname", "domainname")
-        self.mounts = [Mount(m, f"mounts[{i}]") for i, m in enumerate(_list(raw, "mounts", "mounts"))]
+        self.mounts = [
+            Mount(m, f"mounts[{i}]") for i, m in enumerate(_list(raw, "mounts", "mounts"))
+        ]
         self.annotations: dict[str, str] = _obj(raw, "annotations", "annotations")
         for key, value in self.annotations.items():
             _expect(value, str, f"annotations.{key}", "a string")
@@ -354,27 +421,53 @@ class Spec:
                 self.hooks[name] = entries
         linux = _obj(raw, "linux", "linux")
         self.linux = linux
-        self.namespaces = [Namespace(n, f"linux.namespaces[{i}]") for i, n in enumerate(_list(linux, "namespaces", "linux.namespaces"))]
+        self.namespaces = [
+            Namespace(n, f"linux.namespaces[{i}]")
+            for i, n in enumerate(_list(linux, "namespaces", "linux.namespaces"))
+        ]
         seen: dict[str, int] = {}
         for i, ns in enumerate(self.namespaces):
             if ns.type in seen:
-                raise PyociError(f"linux.namespaces[{i}].type: {ns.type} duplicated (also at linux.namespaces[{seen[ns.type]}])")
+                raise PyociError(
+                    f"linux.namespaces[{i}].type: {ns.type} duplicated "
+                    f"(also at linux.namespaces[{seen[ns.type]}])"
+                )
             seen[ns.type] = i
         self.uid_mappings = _mappings(linux, "uidMappings", "linux.uidMappings")
         self.gid_mappings = _mappings(linux, "gidMappings", "linux.gidMappings")
         user_ns = self.namespace("user")
         if (self.uid_mappings or self.gid_mappings) and (user_ns is None or user_ns.path):
-            raise PyociError("linux.uidMappings: mappings need a new user namespace in linux.namespaces")
-        if user_ns is not None and user_ns.path is None and not (self.uid_mappings and self.gid_mappings):
-            raise PyociError("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
-        self.devices = [Device(d, f"linux.devices[{i}]") for i, d in enumerate(_list(linux, "devices", "linux.devices"))]
-        self.masked_paths = [_absolute(p, f"linux.maskedPaths[{i}]") for i, p in enumerate(_strings(linux, "maskedPaths", "linux.maskedPaths"))]
+            raise PyociError(
+                "linux.uidMappings: mappings need a new user namespace in linux.namespaces"
+            )
+        if (
+            user_ns is not None
+            and user_ns.path is None
+            and not (self.uid_mappings and self.gid_mappings)
+        ):
+            raise PyociError(
+                "linux.uidMappings: a new user namespace needs uidMappings and gidMappings"
+            )
+        self.devices = [
+            Device(d, f"linux.devices[{i}]")
+            for i, d in enumerate(_list(linux, "devices", "linux.devices"))
+        ]
+        self.masked_paths = [
+            _absolute(p, f"linux.maskedPaths[{i}]")
+            for i, p in enumerate(_strings(linux, "maskedPaths", "linux.maskedPaths"))
+        ]
         self.readonly_paths = [
-            _absolute(p, f"linux.readonlyPaths[{i}]") for i, p in enumerate(_strings(linux, "readonlyPaths", "linux.readonlyPaths"))
+            _absolute(p, f"linux.readonlyPaths[{i}]")
+            for i, p in enumerate(_strings(linux, "readonlyPaths", "linux.readonlyPaths"))
         ]
         self.rootfs_propagation = _str(linux, "rootfsPropagation", "linux.rootfsPropagation")
-        if self.rootfs_propagation is not None and self.rootfs_propagation not in ROOTFS_PROPAGATIONS:
-            raise PyociError(f"linux.rootfsPropagation: unknown propagation {self.rootfs_propagation!r}")
+        if (
+            self.rootfs_propagation is not None
+            and self.rootfs_propagation not in ROOTFS_PROPAGATIONS
+        ):
+            raise PyociError(
+                f"linux.rootfsPropagation: unknown propagation {self.rootfs_propagation!r}"
+            )
         self.sysctl: dict[str, str] = _obj(linux, "sysctl", "linux.sysctl")
         for key, value in self.sysctl.items():
             _expect(value, str, f"linux.sysctl.{key}", "a string")
@@ -411,7 +504,9 @@ def load(bundle: str) -> Spec:
     try:
         raw = json.loads(data)
     except json.JSONDecodeError as err:
-        raise PyociError(f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        raise PyociError(
+            f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
     except UnicodeDecodeError as err:
         raise PyociError(f"config.json: not UTF-8 ({err.reason})") from None
     spec = Spec(raw, bundle)

@@ -35,7 +35,8 @@ def check_id(container_id: str) -> str:
     """Refuse ids that could escape the state root or confuse tools (`/`, `..`, empty)."""
     if not container_id or len(container_id) > 1024 or not _ID_RE.match(container_id):
         raise PyociError(
-            f"container id {container_id!r}: invalid (use letters, digits and _+-. , not starting with .)"
+            f"container id {container_id!r}: invalid "
+            "(use letters, digits and _+-. , not starting with .)"
         )
     return container_id
 
@@ -161,7 +162,9 @@ class Lock:
     """Exclusive flock of `<dir>/lock`: every mutating command holds it."""
 
     def __init__(self, state_dir: str) -> None:
-        self.fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = os.open(
+            os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def release(self) -> None:

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pyoci import spec as _spec
+
 __all__ = ["validate_bundle", "validate_config", "SPECS_DIR"]
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
@@ -35,96 +37,13 @@ CONFIG_SCHEMA = SPECS_DIR / "config-schema.json"
 # (path parts, reason); formatted only at the end, so paths can be compared for de-duplication.
 Problem = tuple[tuple[str | int, ...], str]
 
-# linux/capability.h, CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40): this kernel's cap_last_cap.
-CAPABILITIES = frozenset(
-    [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ]
-)
-CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-
-# getrlimit(2): the resources Linux knows (asm-generic/resource.h, 0..15).
-RLIMITS = frozenset(
-    [
-        "RLIMIT_CPU",
-        "RLIMIT_FSIZE",
-        "RLIMIT_DATA",
-        "RLIMIT_STACK",
-        "RLIMIT_CORE",
-        "RLIMIT_RSS",
-        "RLIMIT_NPROC",
-        "RLIMIT_NOFILE",
-        "RLIMIT_MEMLOCK",
-        "RLIMIT_AS",
-        "RLIMIT_LOCKS",
-        "RLIMIT_SIGPENDING",
-        "RLIMIT_MSGQUEUE",
-        "RLIMIT_NICE",
-        "RLIMIT_RTPRIO",
-        "RLIMIT_RTTIME",
-    ]
-)
-
-HOOK_NAMES = (
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-)
-
+# One source for the names the runtime accepts: spec.py's tables (cheap to import).
+CAPABILITIES = frozenset(_spec.CAPABILITIES)
+CAP_SETS = _spec.CAP_SETS
+RLIMITS = frozenset(_spec.RLIMITS)
+HOOK_NAMES = _spec.HOOK_NAMES
 # The spec's four values plus the recursive forms runc and crun accept (the schema says the same).
-ROOTFS_PROPAGATIONS = (
-    "private",
-    "shared",
-    "slave",
-    "unbindable",
-    "rprivate",
-    "rshared",
-    "rslave",
-    "runbindable",
-)
+ROOTFS_PROPAGATIONS = _spec.ROOTFS_PROPAGATIONS
 
 # readlink() of an open namespace file gives `<name>:[<inode>]`; name → the spec's type.
 PROC_NS_TYPES = {

@@ -34,8 +34,10 @@ def drop_bounding(keep: list[int], last: int) -> None:
             try:
                 _prctl.prctl(_prctl.PR_CAPBSET_DROP, cap)
             except OSError as err:
-                raise PyociError(f"process.capabilities.bounding: dropping cap {cap}: {err.strerror.lower()}",
-                                 err.errno) from None
+                raise PyociError(
+                    f"process.capabilities.bounding: dropping cap {cap}: {err.strerror.lower()}",
+                    err.errno,
+                ) from None
 
 
 def switch_user(uid: int, gid: int, groups: list[int], set_groups: bool) -> None:
@@ -48,8 +50,9 @@ def switch_user(uid: int, gid: int, groups: list[int], set_groups: bool) -> None
         os.setresuid(uid, uid, uid)
         _prctl.prctl(_prctl.PR_SET_KEEPCAPS, 0)
     except OSError as err:
-        raise PyociError(f"process.user: switching to uid {uid} gid {gid}: {err.strerror.lower()}",
-                         err.errno) from None
+        raise PyociError(
+            f"process.user: switching to uid {uid} gid {gid}: {err.strerror.lower()}", err.errno
+        ) from None
 
 
 def set_sets(caps: dict[str, list[int]], last: int) -> None:
@@ -60,12 +63,17 @@ def set_sets(caps: dict[str, list[int]], last: int) -> None:
     inh = set(caps.get("inheritable", []))
     try:
         _prctl.set_caps(
-            list(eff), list(prm), list(inh),
-            [c for c in every if c not in eff], [c for c in every if c not in prm],
+            list(eff),
+            list(prm),
+            list(inh),
+            [c for c in every if c not in eff],
+            [c for c in every if c not in prm],
             [c for c in every if c not in inh],
         )
     except OSError as err:
-        raise PyociError(f"process.capabilities: capset: {err.strerror.lower()}", err.errno) from None
+        raise PyociError(
+            f"process.capabilities: capset: {err.strerror.lower()}", err.errno
+        ) from None
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in caps.get("ambient", []):
         try:
@@ -73,7 +81,9 @@ def set_sets(caps: dict[str, list[int]], last: int) -> None:
         except OSError as err:
             raise PyociError(
                 f"process.capabilities.ambient: raising cap {cap} "
-                f"(must also be permitted and inheritable): {err.strerror.lower()}", err.errno) from None
+                f"(must also be permitted and inheritable): {err.strerror.lower()}",
+                err.errno,
+            ) from None
 
 
 def set_no_new_privs() -> None:

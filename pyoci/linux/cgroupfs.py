@@ -59,15 +59,24 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
             if fstype == "cgroup2":
                 key = ""
             elif fstype == "cgroup":
-                key = ",".join(o for o in super_opts.split(",") if o not in ("rw", "ro") and not o.startswith("xattr")
-                               and o not in ("nsdelegate", "noprefix", "clone_children", "cpuset_v2_mode")
-                               and not o.startswith("release_agent"))
+                key = ",".join(
+                    o
+                    for o in super_opts.split(",")
+                    if o not in ("rw", "ro")
+                    and not o.startswith("xattr")
+                    and o not in ("nsdelegate", "noprefix", "clone_children", "cpuset_v2_mode")
+                    and not o.startswith("release_agent")
+                )
             else:
                 continue
             path = paths.get(key)
             if path is None:
                 continue
-            rel = os.path.relpath(path, mount_root) if path.startswith(mount_root) else path.lstrip("/")
+            rel = (
+                os.path.relpath(path, mount_root)
+                if path.startswith(mount_root)
+                else path.lstrip("/")
+            )
             host_dir = os.path.normpath(os.path.join(mountpoint, rel))
             binds.append((host_dir, os.path.basename(mountpoint)))
     return binds
@@ -87,7 +96,9 @@ def mount_cgroupfs(root_fd: int, op) -> None:
                 return
             sc.mount("tmpfs", target, "tmpfs", flags, "mode=755")
         except OSError as err:
-            raise PyociError(f"{op.path}: mount cgroup on {op.destination}: {err.strerror.lower()}", err.errno) from None
+            raise PyociError(
+                f"{op.path}: mount cgroup on {op.destination}: {err.strerror.lower()}", err.errno
+            ) from None
     finally:
         os.close(target_fd)
     for host_dir, name in op.cgroup_binds:
@@ -96,7 +107,9 @@ def mount_cgroupfs(root_fd: int, op) -> None:
         try:
             sc.mount(host_dir, fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
         except OSError as err:
-            raise PyociError(f"{op.path}: bind {host_dir} to {sub}: {err.strerror.lower()}", err.errno) from None
+            raise PyociError(
+                f"{op.path}: bind {host_dir} to {sub}: {err.strerror.lower()}", err.errno
+            ) from None
         finally:
             os.close(fd)
         fd = make_in_root(root_fd, sub)

@@ -41,8 +41,17 @@ class DeviceOp:
 
     __slots__ = ("path", "field", "kind", "major", "minor", "mode", "uid", "gid")
 
-    def __init__(self, path: str, field: str, kind: str, major: int, minor: int, mode: int,
-                 uid: int, gid: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        field: str,
+        kind: str,
+        major: int,
+        minor: int,
+        mode: int,
+        uid: int,
+        gid: int,
+    ) -> None:
         self.path = path
         self.field = field
         self.kind = kind
@@ -60,8 +69,15 @@ def plan_devices(spec) -> list[DeviceOp]:
         ops[path] = DeviceOp(path, f"default device {path}", "c", major, minor, 0o666, 0, 0)
     for i, dev in enumerate(spec.devices):
         ops[os.path.normpath(dev.path)] = DeviceOp(
-            dev.path, f"linux.devices[{i}]", dev.type, dev.major or 0, dev.minor or 0,
-            0o666 if dev.file_mode is None else dev.file_mode, dev.uid or 0, dev.gid or 0)
+            dev.path,
+            f"linux.devices[{i}]",
+            dev.type,
+            dev.major or 0,
+            dev.minor or 0,
+            0o666 if dev.file_mode is None else dev.file_mode,
+            dev.uid or 0,
+            dev.gid or 0,
+        )
     return list(ops.values())
 
 
@@ -77,8 +93,12 @@ def create_device(root_fd: int, op: DeviceOp, bind_from_host: bool) -> None:
             pass
         if not bind_from_host:
             try:
-                os.mknod(name, _TYPE_BITS[op.kind] | (op.mode & 0o7777),
-                         os.makedev(op.major, op.minor), dir_fd=dir_fd)
+                os.mknod(
+                    name,
+                    _TYPE_BITS[op.kind] | (op.mode & 0o7777),
+                    os.makedev(op.major, op.minor),
+                    dir_fd=dir_fd,
+                )
                 os.chown(name, op.uid, op.gid, dir_fd=dir_fd, follow_symlinks=False)
                 # mknod's mode is filtered by the umask; set it exactly as configured.
                 node_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
@@ -89,14 +109,18 @@ def create_device(root_fd: int, op: DeviceOp, bind_from_host: bool) -> None:
                 return
             except PermissionError:
                 pass  # no CAP_MKNOD over this user namespace: fall back to a bind mount
-        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
+        os.close(
+            os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        )
         file_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
             sc.mount(op.path, fd_path(file_fd), None, sc.MS_BIND, None)
         finally:
             os.close(file_fd)
     except OSError as err:
-        raise PyociError(f"{op.field}: creating {op.path}: {err.strerror.lower()}", err.errno) from None
+        raise PyociError(
+            f"{op.field}: creating {op.path}: {err.strerror.lower()}", err.errno
+        ) from None
     finally:
         os.close(dir_fd)
 

@@ -127,8 +127,15 @@ _REMOUNT_MASK = (
 )
 
 # statvfs f_flag bits (ST_*) that a user namespace locks on a mount, as MS_* flags.
-_LOCKED_ST_FLAGS = [(1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
-                    (1024, sc.MS_NOATIME), (2048, sc.MS_NODIRATIME), (4096, sc.MS_RELATIME)]
+_LOCKED_ST_FLAGS = [
+    (1, sc.MS_RDONLY),
+    (2, sc.MS_NOSUID),
+    (4, sc.MS_NODEV),
+    (8, sc.MS_NOEXEC),
+    (1024, sc.MS_NOATIME),
+    (2048, sc.MS_NODIRATIME),
+    (4096, sc.MS_RELATIME),
+]
 
 
 def flag_names(flags: int) -> str:
@@ -140,9 +147,22 @@ def flag_names(flags: int) -> str:
 class MountOp:
     """One mount, fully decided in the parent: the child only executes it."""
 
-    __slots__ = ("path", "destination", "type", "source", "flags", "data", "propagation",
-                 "rec_set", "rec_clr", "tmpcopyup", "is_bind", "is_file", "idmap",
-                 "cgroup_binds")
+    __slots__ = (
+        "path",
+        "destination",
+        "type",
+        "source",
+        "flags",
+        "data",
+        "propagation",
+        "rec_set",
+        "rec_clr",
+        "tmpcopyup",
+        "is_bind",
+        "is_file",
+        "idmap",
+        "cgroup_binds",
+    )
 
     def __init__(self, path: str, destination: str, fstype: str, source: str) -> None:
         self.path = path
@@ -163,9 +183,12 @@ class MountOp:
 
     def describe(self, flags: int | None = None) -> str:
         data = ",".join(self.data)
-        return (f"mount {self.source or 'none'} to {self.destination} (type {self.type or 'none'}, "
-                f"flags {flag_names(self.flags if flags is None else flags)}"
-                + (f", data {data!r}" if data else "") + ")")
+        return (
+            f"mount {self.source or 'none'} to {self.destination} (type {self.type or 'none'}, "
+            f"flags {flag_names(self.flags if flags is None else flags)}"
+            + (f", data {data!r}" if data else "")
+            + ")"
+        )
 
 
 def parse_options(mount, bundle: str) -> MountOp:
@@ -203,8 +226,9 @@ def parse_options(mount, bundle: str) -> MountOp:
             op.is_file = not os.path.isdir(op.source)
             os.stat(op.source)
         except OSError as err:
-            raise PyociError(f"{mount.path}.source: {op.source}: {os.strerror(err.errno).lower()}",
-                             err.errno) from None
+            raise PyociError(
+                f"{mount.path}.source: {op.source}: {os.strerror(err.errno).lower()}", err.errno
+            ) from None
     elif not mount.type:
         raise PyociError(f"{mount.path}.type: required for a mount that is not a bind mount")
     if op.tmpcopyup:
@@ -255,8 +279,12 @@ def do_mount(root_fd: int, op: MountOp) -> None:
                 sc.mount(op.source or op.type, target, op.type, op.flags & ~sc.MS_REC, data)
         except OSError as err:
             if err.errno == 19:  # ENODEV
-                raise PyociError(f"{op.path}.type: unknown filesystem type {op.type!r}", err.errno) from None
-            raise PyociError(f"{op.path}: {op.describe()}: {err.strerror.lower()}", err.errno) from None
+                raise PyociError(
+                    f"{op.path}.type: unknown filesystem type {op.type!r}", err.errno
+                ) from None
+            raise PyociError(
+                f"{op.path}: {op.describe()}: {err.strerror.lower()}", err.errno
+            ) from None
     finally:
         os.close(target_fd)
     apply_attributes(root_fd, op)
@@ -279,8 +307,9 @@ def apply_attributes(root_fd: int, op: MountOp) -> None:
             if op.rec_set or op.rec_clr:
                 sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, op.rec_set, op.rec_clr)
         except OSError as err:
-            raise PyociError(f"{op.path}: setting options on {op.destination}: {err.strerror.lower()}",
-                             err.errno) from None
+            raise PyociError(
+                f"{op.path}: setting options on {op.destination}: {err.strerror.lower()}", err.errno
+            ) from None
     finally:
         os.close(fd)
 

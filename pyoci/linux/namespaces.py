@@ -90,7 +90,9 @@ def plan_namespaces(spec) -> NamespacePlan:
         lines = []
         for clock, value in spec.time_offsets.items():
             if clock not in ("monotonic", "boottime"):
-                raise PyociError(f"linux.timeOffsets.{clock}: unknown clock (monotonic or boottime)")
+                raise PyociError(
+                    f"linux.timeOffsets.{clock}: unknown clock (monotonic or boottime)"
+                )
             lines.append(f"{clock} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n")
         plan.time_offsets = "".join(lines)
     return plan
@@ -102,13 +104,17 @@ def join_and_unshare(plan: NamespacePlan) -> None:
         try:
             sc.setns(fd, CLONE_FLAG[ns_type])
         except OSError as err:
-            raise PyociError(f"linux.namespaces: joining the {ns_type} namespace: {err.strerror.lower()}",
-                             err.errno) from None
+            raise PyociError(
+                f"linux.namespaces: joining the {ns_type} namespace: {err.strerror.lower()}",
+                err.errno,
+            ) from None
     if plan.unshare_flags:
         try:
             sc.unshare(plan.unshare_flags)
         except OSError as err:
-            raise PyociError(f"linux.namespaces: unshare: {err.strerror.lower()}", err.errno) from None
+            raise PyociError(
+                f"linux.namespaces: unshare: {err.strerror.lower()}", err.errno
+            ) from None
     if plan.time_offsets:
         # Offsets are writable only until the first process enters the namespace (our child).
         fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
@@ -131,5 +137,6 @@ def write_id_maps(pid: int, uid_mappings: list, gid_mappings: list, deny_setgrou
         with open(f"/proc/{pid}/gid_map", "w") as f:
             f.write("".join(m.line() for m in gid_mappings))
     except OSError as err:
-        raise PyociError(f"linux.uidMappings: writing the id maps of {pid}: {err.strerror.lower()}",
-                         err.errno) from None
+        raise PyociError(
+            f"linux.uidMappings: writing the id maps of {pid}: {err.strerror.lower()}", err.errno
+        ) from None

@@ -30,13 +30,16 @@ def prepare(rootfs: str, propagation: str | None) -> None:
             sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC, None)
         sc.mount(None, "/", None, flags, None)
     except OSError as err:
-        raise PyociError(f"linux.rootfsPropagation: making / {propagation or 'rslave'}: "
-                         f"{err.strerror.lower()}", err.errno) from None
+        raise PyociError(
+            f"linux.rootfsPropagation: making / {propagation or 'rslave'}: {err.strerror.lower()}",
+            err.errno,
+        ) from None
     try:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     except OSError as err:
-        raise PyociError(f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}",
-                         err.errno) from None
+        raise PyociError(
+            f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}", err.errno
+        ) from None
 
 
 def set_rootfs_propagation(propagation: str | None) -> None:
@@ -66,7 +69,9 @@ def move_root(rootfs: str) -> None:
         os.chroot(".")
         os.chdir("/")
     except OSError as err:
-        raise PyociError(f"moving {rootfs} to / (--no-pivot): {err.strerror.lower()}", err.errno) from None
+        raise PyociError(
+            f"moving {rootfs} to / (--no-pivot): {err.strerror.lower()}", err.errno
+        ) from None
 
 
 def mask_paths(paths: list[str]) -> None:
@@ -86,7 +91,9 @@ def mask_paths(paths: list[str]) -> None:
                 else:
                     sc.mount("/dev/null", target, None, sc.MS_BIND, None)
             except OSError as err:
-                raise PyociError(f"linux.maskedPaths[{i}]: masking {path}: {err.strerror.lower()}", err.errno) from None
+                raise PyociError(
+                    f"linux.maskedPaths[{i}]: masking {path}: {err.strerror.lower()}", err.errno
+                ) from None
             finally:
                 os.close(fd)
     finally:
@@ -108,7 +115,9 @@ def readonly_paths(paths: list[str]) -> None:
                 fd = open_in_root(root_fd, path)
                 remount_bind(fd_path(fd), sc.MS_RDONLY | sc.MS_REC)
             except OSError as err:
-                raise PyociError(f"linux.readonlyPaths[{i}]: {path}: {err.strerror.lower()}", err.errno) from None
+                raise PyociError(
+                    f"linux.readonlyPaths[{i}]: {path}: {err.strerror.lower()}", err.errno
+                ) from None
             finally:
                 os.close(fd)
     finally:
@@ -120,4 +129,6 @@ def readonly_root() -> None:
     try:
         remount_bind("/", sc.MS_RDONLY)
     except OSError as err:
-        raise PyociError(f"root.readonly: remount / read-only: {err.strerror.lower()}", err.errno) from None
+        raise PyociError(
+            f"root.readonly: remount / read-only: {err.strerror.lower()}", err.errno
+        ) from None

@@ -157,7 +157,9 @@ def _syscall(nr: int, *args: object, path: str | None = None) -> int:
     return _check(_libc.syscall(ctypes.c_long(nr), *args), path, nr)
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
     """mount(2)."""
     _check(_libc.mount(_fs(source), _fs(target), _fs(fstype), flags, _fs(data)), target)
 

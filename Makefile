@@ -1,0 +1,64 @@
+# pyoci — two commands do everything on a fresh Debian 12 machine (as root):
+#   make install   system packages, the venv, the bundles, and one container run
+#   make test      lint + every test (unit, integration; client suites when their tools exist)
+
+PYTHON      ?= /usr/bin/python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+PYOCI       := $(BIN)/pyoci
+# busybox-static: the bundles' rootfs; runc, crun, hyperfine: references for tests and bench;
+# gcc, libcap-dev, python3-dev: python-prctl builds from source; libseccomp2: seccomp at run time.
+APT_PACKAGES := busybox-static runc crun hyperfine time gcc libcap-dev python3-dev python3-venv \
+                libseccomp2 iproute2 procps
+
+.PHONY: install system venv bundles demo test unit integration lint format bench clean
+
+install: system venv bundles demo
+
+system:
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "system packages: all present"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+bundles: bundles/busybox/rootfs/bin/busybox
+
+bundles/busybox/rootfs/bin/busybox: tools/mkrootfs.sh
+	tools/mkrootfs.sh bundles/busybox/rootfs
+
+demo: venv bundles
+	@echo "--- pyoci run of bundles/busybox:"
+	$(PYOCI) run --bundle bundles/busybox pyoci-demo-$$$$
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+unit:
+	$(BIN)/python -m pytest tests/unit -q
+
+integration:
+	$(BIN)/python -m pytest tests/integration -q
+
+test: lint
+	$(BIN)/python -m pytest -q -rs
+
+bench: venv bundles
+	$(BIN)/python tools/bench.py --pyoci $(PYOCI) --json bench-results.json
+
+clean:
+	rm -rf bundles/*/rootfs build *.egg-info .pytest_cache .ruff_cache bench-results.json
+	find . -name __pycache__ -prune -exec rm -rf {} +
