@@ -28,6 +28,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python tools/mklauncher.py $(VENV) .
 	touch $@
 
 bundles: bundles/busybox/rootfs/bin/busybox

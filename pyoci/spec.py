@@ -11,8 +11,6 @@ Plain classes with __slots__ rather than dataclasses: dataclasses pulls in `insp
 from __future__ import annotations
 
 import os
-from typing import Any
-
 from pyoci.errors import PyociError
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
@@ -115,13 +113,13 @@ HOOK_NAMES = (
 
 
 # --- typed accessors ---------------------------------------------------------------------------
-def _type_name(value: Any) -> str:
+def _type_name(value: object) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
         type(value), "a number" if isinstance(value, int | float) else "null"
     )
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
+def _expect(value: object, kind: type | tuple[type, ...], path: str, what: str) -> object:
     if isinstance(value, bool) and kind in (int, (int,)):
         raise PyociError(f"{path}: must be {what}, not a boolean")
     if not isinstance(value, kind):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -82,7 +81,7 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 
 # Raw syscall numbers for calls glibc 2.36 does not wrap. The newer ones share one number
 # across architectures; pivot_root does not.
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine
 NR_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
 NR_PIDFD_SEND_SIGNAL = 424
 NR_OPEN_TREE = 428
