@@ -11,6 +11,7 @@ Plain classes with __slots__ rather than dataclasses: dataclasses pulls in `insp
 from __future__ import annotations
 
 import os
+
 from pyoci.errors import PyociError
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
