@@ -28,7 +28,12 @@ class Creator:
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
         self.plan = process.InitPlan(self.spec, self.state_dir, self.no_pivot, self.preserve_fds)
-        os.mkfifo(os.path.join(self.state_dir, FIFO_FILE), 0o600)
+        fifo = os.path.join(self.state_dir, FIFO_FILE)
+        os.mkfifo(fifo, 0o600)
+        root_uid, root_gid = self._container_root_ids()
+        if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
+            os.chown(fifo, root_uid, root_gid)  # the init opens it as the container's root
+        self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
@@ -42,10 +47,22 @@ class Creator:
             parent_sock.close()
             child_sock.close()
             self.plan.ns.close()
+            os.close(self.plan.state_fd)
         start_time = proc_start_time(self.init_pid)
         if start_time is None:
             raise PyociError("container init exited during create")
         return self.init_pid, start_time
+
+    def _container_root_ids(self) -> tuple[int, int]:
+        """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""
+        uid, gid = os.geteuid(), os.getegid()
+        for m in self.spec.uid_mappings:
+            if m.container_id == 0:
+                uid = m.host_id
+        for m in self.spec.gid_mappings:
+            if m.container_id == 0:
+                gid = m.host_id
+        return uid, gid
 
     def _handshake(self, sock: socket.socket) -> None:
         while True:

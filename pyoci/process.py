@@ -54,6 +54,7 @@ class InitPlan:
         self.state_dir = state_dir
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.state_fd = -1  # opened by the parent right before the fork
         if not spec.has_new("mount") and spec.namespace("mount") is None:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
@@ -135,6 +136,9 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         if ns.user_fd is not None or ns.new_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            # The id change cleared "dumpable", which makes /proc/self/* root-owned on the host,
+            # i.e. unreachable from this user namespace (timens_offsets, fds after the pivot).
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
         namespaces.join_and_unshare(ns)
         pid = os.fork()
         if pid == 0:
@@ -174,8 +178,9 @@ def init(plan: InitPlan, sock: socket.socket) -> None:
 def setup_container(plan: InitPlan) -> tuple[int, str | None]:
     """Everything up to "ready"; returns the exec.fifo fd and the resolved executable."""
     spec = plan.spec
-    # The fifo's directory is on the host; keep an fd to it across the pivot.
-    state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The fifo's directory is on the host: the parent opened it for us (a user namespace's
+    # root may not be able to reach it), and the fd stays valid across the pivot.
+    state_fd = plan.state_fd
     rootfs.prepare(spec.root_path, spec.rootfs_propagation)
     root_fd = os.open(spec.root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mount_ops:

@@ -257,6 +257,7 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _syscall(NR_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
 
 
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
