@@ -33,8 +33,9 @@ import socket
 
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
-from pyoci.linux import devices, mounts, namespaces, rootfs
+from pyoci.linux import devices, mounts, namespaces, rootfs, sched
 from pyoci.linux import syscalls as sc
+from pyoci.linux.paths import make_in_root
 
 USERNS_READY = b"USERNS_READY"
 MAPPED = b"MAPPED"
@@ -70,6 +71,10 @@ class InitPlan:
         self.loopback = spec.has_new("network")
         process = spec.process
         self.env = process.env_dict() if process else {}
+        self.personality = sched.plan_personality(spec.linux.get("personality"))
+        raw_process = process.raw if process else {}
+        self.io_priority = sched.plan_io_priority(raw_process.get("ioPriority"))
+        self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
         if process and process.rlimits:
             import resource  # noqa: F401  (loaded now, used after the fork)
 
@@ -189,6 +194,14 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
         devices.create_device(root_fd, op, bind_from_host=plan.in_user_ns)
     if not plan.dev_bind_mounted:
         devices.create_symlinks(root_fd, with_ptmx=plan.has_devpts)
+    if spec.process is not None:
+        # A missing cwd is created (as runc does), before root.readonly can forbid it.
+        try:
+            os.close(make_in_root(root_fd, spec.process.cwd))
+        except OSError as err:
+            raise PyociError(
+                f"process.cwd: {spec.process.cwd}: {err.strerror.lower()}", err.errno
+            ) from None
     os.close(root_fd)
     if plan.no_pivot:
         rootfs.move_root(spec.root_path)
@@ -210,6 +223,8 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
     rootfs.readonly_paths(spec.readonly_paths)
     if spec.root_readonly:
         rootfs.readonly_root()
+    if plan.personality is not None:
+        sched.set_personality(plan.personality)
     exec_path = None
     process = spec.process
     if process is not None:
@@ -218,6 +233,10 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
                 "/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj"
             )
         _set_rlimits(process)
+        if plan.io_priority is not None:
+            sched.set_io_priority(plan.io_priority)
+        if plan.scheduler is not None:
+            sched.set_scheduler(plan.scheduler)
         if process.user.umask is not None:
             os.umask(process.user.umask)
         _chdir(process.cwd)
