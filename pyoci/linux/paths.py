@@ -21,35 +21,65 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     return openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
 
 
+def _normalize(parts: list[str]) -> list[str]:
+    """Lexically clean path parts; `..` stops at the root, as RESOLVE_IN_ROOT does."""
+    out: list[str] = []
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return out
+
+
 def make_in_root(root_fd: int, path: str, is_file: bool = False, mode: int = 0o755) -> int:
     """Create `path` (parents as directories, the last as a dir or an empty file) inside the
-    root if missing, and return an O_PATH fd to it."""
+    root if missing, and return an O_PATH fd to it.
+
+    A component that is a dangling symlink is followed *inside* the root (its target is
+    created there), like runc's securejoin MkdirAll: `/mnt -> /host/dir` in a rootfs makes
+    `<rootfs>/host/dir`, never the host's /host/dir.
+    """
     try:
         return open_in_root(root_fd, path)
     except FileNotFoundError:
         pass
-    parts = [p for p in path.split("/") if p and p != "."]
-    parent_fd = os.dup(root_fd)
-    try:
-        for i, name in enumerate(parts):
-            prefix = "/".join(parts[: i + 1])
+    parts = _normalize(path.split("/"))
+    hops = 0
+    i = 0
+    while i < len(parts):
+        try:
+            os.close(open_in_root(root_fd, "/".join(parts[: i + 1])))
+            i += 1
+            continue
+        except FileNotFoundError:
+            pass
+        parent_fd = open_in_root(root_fd, "/".join(parts[:i]) or ".", os.O_PATH | os.O_DIRECTORY)
+        try:
+            name = parts[i]
             try:
-                child_fd = open_in_root(root_fd, prefix)
-            except FileNotFoundError:
-                # Create one name under a directory already resolved inside the root; a
-                # dangling symlink here makes mkdir fail with EEXIST rather than follow it.
-                if i == len(parts) - 1 and is_file:
-                    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
-                    os.close(os.open(name, flags, 0o644, dir_fd=parent_fd))
-                else:
-                    os.mkdir(name, mode, dir_fd=parent_fd)
-                child_fd = open_in_root(root_fd, prefix)
+                link = os.readlink(name, dir_fd=parent_fd)
+            except OSError:
+                link = None  # missing (or not a symlink): create it
+            if link is not None:
+                hops += 1
+                if hops > 40:
+                    raise OSError(40, "too many levels of symbolic links", path)
+                base = [] if link.startswith("/") else parts[:i]
+                parts = _normalize(base + link.split("/")) + parts[i + 1 :]
+                i = 0
+                continue
+            if i == len(parts) - 1 and is_file:
+                flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
+                os.close(os.open(name, flags, 0o644, dir_fd=parent_fd))
+            else:
+                os.mkdir(name, mode, dir_fd=parent_fd)
+        finally:
             os.close(parent_fd)
-            parent_fd = child_fd
-        return parent_fd
-    except BaseException:
-        os.close(parent_fd)
-        raise
+    return open_in_root(root_fd, "/".join(parts))
 
 
 def fd_path(fd: int) -> str:
