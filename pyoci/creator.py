@@ -46,8 +46,7 @@ class Creator:
         finally:
             parent_sock.close()
             child_sock.close()
-            self.plan.ns.close()
-            os.close(self.plan.state_fd)
+            self.plan.close()
         start_time = proc_start_time(self.init_pid)
         if start_time is None:
             raise PyociError("container init exited during create")

@@ -60,6 +60,15 @@ class InitPlan:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
         self.mount_ops = [mounts.parse_options(m, spec.bundle) for m in spec.mounts]
+        for mount, op in zip(spec.mounts, self.mount_ops, strict=True):
+            if op.idmap:
+                from pyoci.linux.idmap import idmapped_tree
+
+                op.tree_fd = idmapped_tree(
+                    op,
+                    mount.uid_mappings or spec.uid_mappings,
+                    mount.gid_mappings or spec.gid_mappings,
+                )
         self.dev_bind_mounted = any(
             op.destination.rstrip("/") == "/dev" and op.is_bind for op in self.mount_ops
         )
@@ -77,6 +86,17 @@ class InitPlan:
         self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
         if process and process.rlimits:
             import resource  # noqa: F401  (loaded now, used after the fork)
+
+    def close(self) -> None:
+        """The parent's copies of the fds handed to the children."""
+        self.ns.close()
+        for op in self.mount_ops:
+            if op.tree_fd >= 0:
+                os.close(op.tree_fd)
+                op.tree_fd = -1
+        if self.state_fd >= 0:
+            os.close(self.state_fd)
+            self.state_fd = -1
 
 
 def _plan_sysctl(spec) -> list[tuple[str, str, str]]:

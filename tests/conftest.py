@@ -144,7 +144,7 @@ def bundle(tmp_path: Path, test_marker: str) -> Callable[..., Bundle]:
 
 
 @pytest.fixture
-def new_id(request: pytest.FixtureRequest) -> Callable[[str], str]:
+def new_id() -> Callable[..., str]:
     """Unique container ids: `new_id()` or `new_id("prefix")`."""
 
     def make(prefix: str = "t") -> str:
@@ -230,12 +230,16 @@ class Pyoci:
         return json.loads(result.stdout)
 
     def wait_status(self, cid: str, status: str, timeout: float = 10) -> dict:
+        """Poll `state` until the status is reached (the container may not exist yet, when a
+        background `run` is still creating it)."""
         deadline = time.monotonic() + timeout
         while True:
-            st = self.state(cid)
-            if st["status"] == status or time.monotonic() > deadline:
-                assert st["status"] == status, st
+            result = self("state", cid)
+            st = json.loads(result.stdout) if result.returncode == 0 else {}
+            if st.get("status") == status:
                 return st
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{cid} never became {status}: {st or result.stderr}")
             time.sleep(0.02)
 
     # --- leftovers -----------------------------------------------------------------------------

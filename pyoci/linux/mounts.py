@@ -162,6 +162,7 @@ class MountOp:
         "is_file",
         "idmap",
         "cgroup_binds",
+        "tree_fd",
     )
 
     def __init__(self, path: str, destination: str, fstype: str, source: str) -> None:
@@ -180,6 +181,8 @@ class MountOp:
         self.idmap = ""
         # For type "cgroup" on a v1/hybrid host: (host directory, name under destination).
         self.cgroup_binds: list[tuple[str, str]] | None = None
+        # For idmap/ridmap: a detached id-mapped clone of the source, made by the parent.
+        self.tree_fd = -1
 
     def describe(self, flags: int | None = None) -> str:
         data = ",".join(self.data)
@@ -236,6 +239,12 @@ def parse_options(mount, bundle: str) -> MountOp:
             raise PyociError(f"{mount.path}.options: tmpcopyup is only valid for tmpfs mounts")
         import shutil  # noqa: F401  (loaded now: the child imports nothing after fork)
         import tempfile  # noqa: F401
+    if op.idmap or mount.uid_mappings or mount.gid_mappings:
+        if not op.is_bind:
+            raise PyociError(
+                f"{mount.path}.options: idmapped mounts are only supported for bind mounts"
+            )
+        op.idmap = op.idmap or "idmap"
     if mount.type == "cgroup":
         from pyoci.linux.cgroupfs import plan_cgroup_binds
 
@@ -271,7 +280,10 @@ def do_mount(root_fd: int, op: MountOp) -> None:
         target = fd_path(target_fd)
         data = ",".join(op.data) or None
         try:
-            if op.is_bind:
+            if op.tree_fd >= 0:
+                sc.move_mount(op.tree_fd, target_fd)
+                os.close(op.tree_fd)
+            elif op.is_bind:
                 sc.mount(op.source, target, None, op.flags & (sc.MS_BIND | sc.MS_REC), None)
             elif op.tmpcopyup:
                 _mount_tmpfs_copyup(target, op, data)

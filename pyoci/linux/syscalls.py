@@ -76,6 +76,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
@@ -229,16 +230,16 @@ def open_tree(dirfd: int, path: str, flags: int) -> int:
     return _syscall(NR_OPEN_TREE, _c_int(dirfd), _fs(path), ctypes.c_uint(flags), path=path)
 
 
-def move_mount(from_fd: int, to_path: str, to_dirfd: int = -100) -> None:
-    """move_mount(2) of a detached tree fd onto `to_path`."""
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of a detached tree fd onto the directory `to_fd` refers to (both by fd:
+    a /proc/self/fd path would not be followed without MOVE_MOUNT_T_SYMLINKS)."""
     _syscall(
         NR_MOVE_MOUNT,
         _c_int(from_fd),
         b"",
-        _c_int(to_dirfd),
-        _fs(to_path),
-        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
-        path=to_path,
+        _c_int(to_fd),
+        b"",
+        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
     )
 
 

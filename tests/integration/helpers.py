@@ -1,0 +1,39 @@
+"""Parsing what a container prints about itself."""
+
+from __future__ import annotations
+
+
+class MountEntry:
+    """One /proc/self/mountinfo line: per-mount options and the filesystem's super options."""
+
+    def __init__(self, line: str) -> None:
+        fields = line.split()
+        sep = fields.index("-")
+        self.line = line
+        self.root = fields[3]
+        self.mount_point = fields[4]
+        self.options = set(fields[5].split(","))
+        self.fstype = fields[sep + 1]
+        self.source = fields[sep + 2]
+        self.super_options = set(fields[sep + 3].split(",")) if len(fields) > sep + 3 else set()
+
+    def __repr__(self) -> str:
+        return f"MountEntry({self.line!r})"
+
+
+def parse_mountinfo(text: str) -> dict[str, MountEntry]:
+    """mount point → the entry mounted last on it (the one a path lookup sees)."""
+    entries: dict[str, MountEntry] = {}
+    for line in text.splitlines():
+        if " - " in line:
+            entry = MountEntry(line)
+            entries[entry.mount_point] = entry
+    return entries
+
+
+def one_line_error(stderr: str) -> str:
+    """The single `pyoci: ...` line a failed command prints; fails the test otherwise."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("pyoci: "), lines[0]
+    return lines[0]
