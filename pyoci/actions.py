@@ -19,9 +19,9 @@ def _root(g: dict) -> str:
 
 
 def _print_json(value: object) -> None:
-    import json
+    from pyoci import jsonfast
 
-    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+    sys.stdout.write(jsonfast.dumps(value, indent=2) + "\n")
 
 
 def _check_console(o: dict) -> None:

@@ -37,7 +37,7 @@ def parse_signal(value: str | int) -> int:
     if name in SIGNALS:
         return SIGNALS[name]
     if name.startswith("RTMIN") or name.startswith("RTMAX"):
-        import signal
+        import _signal as signal
 
         base = signal.SIGRTMIN if name.startswith("RTMIN") else signal.SIGRTMAX
         offset = name[5:]
@@ -358,7 +358,7 @@ def run(
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
-    import signal
+    import _signal as signal
 
     from pyoci.linux import syscalls as sc
 

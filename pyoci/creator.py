@@ -6,8 +6,8 @@ child processes, the fifo), so `abort()` can undo a half-made container from any
 
 from __future__ import annotations
 
+import _socket as socket  # see pyoci.process
 import os
-import socket
 
 from pyoci import process
 from pyoci.errors import PyociError

@@ -25,9 +25,9 @@ class Logger:
 
     def _line(self, level: str, msg: str) -> str:
         if self.fmt == "json":
-            import json
+            from pyoci import jsonfast
 
-            return json.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
+            return jsonfast.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
         return f'time="{_rfc3339()}" level={level} msg="{msg}"\n'
 
     def _write_file(self, level: str, msg: str) -> None:

@@ -489,7 +489,7 @@ class Spec:
 
 def load(bundle: str) -> Spec:
     """Read and check `<bundle>/config.json`; malformed JSON names line and column."""
-    import json
+    from pyoci import jsonfast
 
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
@@ -501,13 +501,15 @@ def load(bundle: str) -> Spec:
     except OSError as err:
         raise PyociError(f"config.json: cannot read {path}: {err.strerror}") from None
     try:
-        raw = json.loads(data)
-    except json.JSONDecodeError as err:
-        raise PyociError(
-            f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
-        ) from None
+        raw = jsonfast.loads(data)
     except UnicodeDecodeError as err:
         raise PyociError(f"config.json: not UTF-8 ({err.reason})") from None
+    except ValueError as err:  # json.JSONDecodeError, from the C scanner
+        line, column = getattr(err, "lineno", 0), getattr(err, "colno", 0)
+        reason = getattr(err, "msg", str(err))
+        raise PyociError(
+            f"config.json: invalid JSON at line {line} column {column}: {reason}"
+        ) from None
     spec = Spec(raw, bundle)
     if not os.path.isdir(spec.root_path):
         raise PyociError(f"root.path: {spec.root_path} is not a directory")

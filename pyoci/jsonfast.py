@@ -1,0 +1,100 @@
+"""JSON through CPython's `_json` C module directly, without importing `json`.
+
+Why: `import json` pulls in `re` and `enum` (~5 ms), paid by every `state`, `start`, `kill`
+and `create`, for a runtime whose whole budget is about runc's 25 ms. The C scanner and string
+encoder are the ones `json` itself uses, so results are identical; on malformed input the C
+scanner raises `json.JSONDecodeError` (importing `json.decoder` only on that error path), so
+callers still get line and column.
+"""
+
+from __future__ import annotations
+
+import _json
+
+_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+_WHITESPACE = " \t\n\r"
+
+
+class _ScannerContext:
+    """The attributes `_json.make_scanner` reads (json.JSONDecoder's defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+    memo: dict = {}
+
+
+_scan_once = _json.make_scanner(_ScannerContext())
+_encode_str = _json.encode_basestring_ascii
+
+
+def _fail(text: str, msg: str, pos: int) -> None:
+    from json import JSONDecodeError
+
+    raise JSONDecodeError(msg, text, pos)
+
+
+def loads(data: str | bytes) -> object:
+    """json.loads for one document (bytes are UTF-8; a BOM is an error, as in json)."""
+    text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    if text.startswith("\ufeff"):
+        _fail(text, "Unexpected UTF-8 BOM (decode using utf-8-sig)", 0)
+    start = 0
+    while start < len(text) and text[start] in _WHITESPACE:
+        start += 1
+    try:
+        value, end = _scan_once(text, start)
+    except StopIteration as stop:
+        _fail(text, "Expecting value", stop.value)
+    while end < len(text) and text[end] in _WHITESPACE:
+        end += 1
+    if end != len(text):
+        _fail(text, "Extra data", end)
+    return value
+
+
+def dumps(value: object, indent: int | None = None) -> str:
+    """json.dumps for the types pyoci writes (dict with str keys, list, str, int, float,
+    bool, None); `indent` pretty-prints like json.dumps(indent=N)."""
+    parts: list[str] = []
+    _encode(value, parts, indent, 0)
+    return "".join(parts)
+
+
+def _encode(value: object, out: list[str], indent: int | None, level: int) -> None:
+    if isinstance(value, str):
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(float.__repr__(value))
+    elif isinstance(value, dict | list | tuple):
+        items = value.items() if isinstance(value, dict) else value
+        opener, closer = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        if not value:
+            out.append(opener + closer)
+            return
+        inner = "" if indent is None else "\n" + " " * (indent * (level + 1))
+        sep = "," if indent is None else "," + inner
+        out.append(opener + inner)
+        for i, item in enumerate(items):
+            if i:
+                out.append(sep)
+            if isinstance(value, dict):
+                key, item = item
+                if not isinstance(key, str):
+                    raise TypeError(f"keys must be str, not {type(key).__name__}")
+                out.append(_encode_str(key) + (": " if indent is not None else ":"))
+            _encode(item, out, indent, level + 1)
+        out.append(("" if indent is None else "\n" + " " * (indent * level)) + closer)
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -1,0 +1,182 @@
+"""Bad input: one `pyoci: ...` line naming the field, exit 1, and nothing left behind (no state
+dir entry, no process, no mount). The runner also fails any test whose output has a Python
+traceback."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from helpers import one_line_error
+
+
+def _write_raw(text: str):
+    def apply(b):
+        b.config_path.write_text(text)
+
+    return apply
+
+
+def _set(path: str, value):
+    """Set a dotted path (`process.args`, `mounts.0.destination`) in the config."""
+
+    def apply(b):
+        keys = path.split(".")
+        node = b.config
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+        b.write()
+
+    return apply
+
+
+def _append_mount(mount: dict):
+    def apply(b):
+        b.config["mounts"].append(mount)
+        b.write()
+
+    return apply
+
+
+def _missing_rootfs(b):
+    b.config["root"]["path"] = str(b.path / "no-such-rootfs")
+    b.write()
+
+
+def _no_config(b):
+    b.config_path.unlink()
+
+
+def _duplicate_namespace(b):
+    b.config["linux"]["namespaces"].append({"type": "pid"})
+    b.write()
+
+
+def _no_uts_with_hostname(b):
+    b.config["linux"]["namespaces"] = [
+        ns for ns in b.config["linux"]["namespaces"] if ns["type"] != "uts"
+    ]
+    b.write()
+
+
+# case id → (change to a valid bundle, words the one-line message must contain)
+CASES = {
+    "malformed-json": (
+        _write_raw('{\n  "ociVersion": "1.2.0",\n  "root": {"path": "rootfs",}\n}\n'),
+        ["config.json", "line 3", "column"],
+    ),
+    "not-an-object": (_write_raw("[1, 2]\n"), ["must be an object"]),
+    "no-config": (_no_config, ["config.json"]),
+    "relative-mount-destination": (_set("mounts.0.destination", "proc"), ["mounts[0].destination"]),
+    "args-not-an-array": (_set("process.args", "sh"), ["process.args"]),
+    "args-empty": (_set("process.args", []), ["process.args"]),
+    "missing-rootfs": (_missing_rootfs, ["root.path"]),
+    "rootfs-not-a-string": (_set("root.path", 7), ["root.path"]),
+    "missing-binary": (
+        _set("process.args", ["nosuch", "arg"]),
+        ['exec: "nosuch": executable file not found in $PATH'],
+    ),
+    "missing-binary-by-path": (
+        _set("process.args", ["/bin/nosuch"]),
+        ['exec: "/bin/nosuch"', "no such file or directory"],
+    ),
+    "binary-not-executable": (
+        _set("process.args", ["/etc/passwd"]),
+        ['exec: "/etc/passwd"', "permission denied"],
+    ),
+    "unknown-mount-type": (
+        _append_mount({"destination": "/tmp", "type": "nosuchfs", "source": "none"}),
+        ["mounts[7].type"],
+    ),
+    "bind-mount-missing-source": (
+        _append_mount({"destination": "/tmp", "type": "bind", "source": "/no/such/dir"}),
+        ["mounts[7].source"],
+    ),
+    "unknown-namespace": (
+        _set("linux.namespaces.0.type", "pidd"),
+        ["linux.namespaces[0].type"],
+    ),
+    "duplicate-namespace": (_duplicate_namespace, ["linux.namespaces[5].type"]),
+    "hostname-without-uts": (_no_uts_with_hostname, ["hostname"]),
+    "unknown-capability": (
+        _set("process.capabilities.bounding", ["CAP_NOPE"]),
+        ["process.capabilities.bounding[0]"],
+    ),
+    "bad-rlimit": (
+        _set("process.rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
+        ["process.rlimits[0].type"],
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_config(pyoci, bundle, new_id, state_root, command, case):
+    change, words = CASES[case]
+    b = bundle(["true"])
+    change(b)
+    result = pyoci(command, "--bundle", str(b.path), new_id())
+    assert result.returncode == 1, result.stderr
+    message = one_line_error(result.stderr)
+    for word in words:
+        assert word in message, message
+    assert result.stdout == ""
+    pyoci.assert_nothing_left()
+
+
+def test_existing_id(pyoci, bundle, new_id, state_root):
+    cid = new_id()
+    b = bundle(["sleep", "100"])
+    pyoci.create_ok(b, cid)
+    before = pyoci.state(cid)
+    files_before = sorted(os.listdir(state_root / cid))
+    processes_before = pyoci.processes()
+
+    for command in ("create", "run"):
+        again = pyoci(command, "--bundle", str(b.path), cid)
+        assert again.returncode == 1
+        message = one_line_error(again.stderr)
+        assert cid in message and "already exists" in message, message
+
+    assert pyoci.state(cid) == before, "the first container must be untouched"
+    assert sorted(os.listdir(state_root / cid)) == files_before
+    assert pyoci.processes() == processes_before, "the failed create left a process"
+    assert pyoci("start", cid).returncode == 0
+    assert pyoci.state(cid)["status"] == "running"
+    assert pyoci("delete", "--force", cid).returncode == 0
+    pyoci.assert_nothing_left()
+
+
+@pytest.mark.parametrize("cid", ["a/b", "..", ".", "../escape", "/abs", "", ".hidden"])
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_invalid_id(pyoci, bundle, tmp_path, state_root, command, cid):
+    b = bundle(["true"])
+    result = pyoci(command, "--bundle", str(b.path), cid)
+    assert result.returncode == 1
+    message = one_line_error(result.stderr)
+    assert "container id" in message and "invalid" in message, message
+    assert repr(cid) in message or f'"{cid}"' in message, message
+    assert not (tmp_path / "escape").exists()
+    assert not os.path.exists("/abs")
+    pyoci.assert_nothing_left()
+
+
+@pytest.mark.parametrize("command", ["state", "start", "kill", "delete"])
+def test_invalid_id_in_other_commands(pyoci, command):
+    result = pyoci(command, "../x")
+    assert result.returncode == 1
+    assert "invalid" in one_line_error(result.stderr)
+
+
+def test_bad_signal(pyoci, bundle, new_id):
+    cid = new_id()
+    pyoci.create_ok(bundle(["sleep", "100"]), cid)
+    result = pyoci("kill", cid, "NOPE")
+    assert result.returncode == 1
+    assert "NOPE" in one_line_error(result.stderr)
+    assert pyoci.state(cid)["status"] == "created"
