@@ -3,8 +3,9 @@
 Why: `import json` pulls in `re` and `enum` (~5 ms), paid by every `state`, `start`, `kill`
 and `create`, for a runtime whose whole budget is about runc's 25 ms. The C scanner and string
 encoder are the ones `json` itself uses, so results are identical; on malformed input the C
-scanner raises `json.JSONDecodeError` (importing `json.decoder` only on that error path), so
-callers still get line and column.
+scanner raises `json.JSONDecodeError` — but only when `json.decoder` is already imported (3.11's
+raise_errmsg looks it up in sys.modules, else fails with SystemError), so on that error path
+we import `json` and parse again: callers always get the standard error with line and column.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def loads(data: str | bytes) -> object:
         value, end = _scan_once(text, start)
     except StopIteration as stop:
         _fail(text, "Expecting value", stop.value)
+    except SystemError:
+        import json  # malformed input: let json build the JSONDecodeError
+
+        return json.loads(text)
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
     if end != len(text):
