@@ -165,7 +165,7 @@ class Container:
             os.mkdir(state_dir, 0o711)
         except FileExistsError:
             raise PyociError(f'container "{container_id}" already exists') from None
-        creator = Creator(spec, state_dir, no_pivot, preserve_fds)
+        creator = Creator(spec, container_id, state_dir, no_pivot, preserve_fds)
         try:
             pid, start_time = creator.spawn()
             # Locked only now: a lock taken before the fork would be inherited by the init
@@ -182,15 +182,21 @@ class Container:
                 "owner": _owner(),
                 "annotations": spec.annotations,
                 "hasProcess": spec.process is not None,
+                "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
             }
             st = statelib.ContainerState(root, data)
             st.save()
             if pid_file:
                 write_pid_file(pid_file, pid)
             lock.release()
-        except BaseException:
+        except BaseException as err:
             creator.abort()
             _remove_state_dir(state_dir)
+            if isinstance(err, PyociError) and err.msg.startswith("hooks."):
+                # runtime.md: a failed create hook stops the container, then poststop runs.
+                from pyoci import hooks
+
+                hooks.run_hooks("poststop", spec.hooks, creator.hook_state("stopped"), True)
             raise
         return cls(st)
 
@@ -205,8 +211,21 @@ class Container:
             if not self._state.data.get("hasProcess", True):
                 raise PyociError(f'cannot start container "{self.id}": config.json has no process')
             self._open_fifo()
+            self._run_hooks("poststart")
         finally:
             lock.release()
+
+    def _run_hooks(self, name: str, log=None) -> None:
+        """poststart/poststop: failures are warnings (runtime.md), printed on stderr."""
+        hooks_config = self._state.data.get("hooks") or {}
+        if hooks_config.get(name):
+            from pyoci import hooks
+            from pyoci.log import Logger
+
+            state = {
+                k: v for k, v in self.state().items() if k not in ("rootfs", "created", "owner")
+            }
+            hooks.run_hooks(name, hooks_config, state, True, log or Logger(None))
 
     def _open_fifo(self) -> None:
         import select
@@ -229,9 +248,11 @@ class Container:
             while True:
                 events = dict(poller.poll())
                 if fd in events:
-                    data = os.read(fd, 1)
+                    data = os.read(fd, 4096)
                     if data == b"0":
                         break
+                    if data.startswith(b"E"):  # a startContainer hook failed in the init
+                        raise PyociError(data[1:].decode(errors="replace"))
                 if pidfd in events:
                     raise PyociError(f'cannot start container "{self.id}": its process has exited')
         finally:
@@ -321,6 +342,7 @@ class Container:
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                     )
             _remove_state_dir(self._state.dir)
+            self._run_hooks("poststop")
         finally:
             lock.release()
 

@@ -16,8 +16,11 @@ from pyoci.state import FIFO_FILE, proc_start_time
 
 
 class Creator:
-    def __init__(self, spec, state_dir: str, no_pivot: bool, preserve_fds: int) -> None:
+    def __init__(
+        self, spec, container_id: str, state_dir: str, no_pivot: bool, preserve_fds: int
+    ) -> None:
         self.spec = spec
+        self.container_id = container_id
         self.state_dir = state_dir
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
@@ -63,8 +66,38 @@ class Creator:
                 gid = m.host_id
         return uid, gid
 
+    def hook_state(self, status: str = "creating") -> dict:
+        """The state the runtime spec gives hooks on stdin."""
+        state = {
+            "ociVersion": self.spec.oci_version,
+            "id": self.container_id,
+            "status": status,
+            "pid": self.init_pid,
+            "bundle": self.spec.bundle,
+        }
+        if self.spec.annotations:
+            state["annotations"] = self.spec.annotations
+        return state
+
+    def _run_create_hooks(self, sock: socket.socket) -> None:
+        """prestart (deprecated) then createRuntime, in the runtime's namespaces."""
+        from pyoci import hooks, jsonfast
+
+        state = self.hook_state()
+        try:
+            hooks.run_hooks("prestart", self.spec.hooks, state)
+            hooks.run_hooks("createRuntime", self.spec.hooks, state)
+        except PyociError:
+            sock.send(process.ERROR)
+            raise
+        sock.send(process.HOOKS_DONE + b" " + jsonfast.dumps(state).encode())
+
     def _handshake(self, sock: socket.socket) -> None:
+        hooks_pending = False
         while True:
+            if hooks_pending and self.init_pid:
+                hooks_pending = False
+                self._run_create_hooks(sock)
             message = sock.recv(65536)
             if not message:
                 raise PyociError("container init exited during create without reporting an error")
@@ -80,6 +113,8 @@ class Creator:
             elif message.startswith(process.PID + b" "):
                 self.init_pid = int(message.split()[1])
                 self._reap_stage1()
+            elif message == process.HOOKS:
+                hooks_pending = True  # run once the init's pid is known (C1 may lag)
             elif message == process.READY:
                 return
             elif message.startswith(process.ERROR):

@@ -30,7 +30,7 @@ import _signal as signal  # `signal` and `socket` import enum: ~3 ms per command
 import _socket as socket
 import os
 
-from pyoci import jsonfast
+from pyoci import hooks, jsonfast
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
 from pyoci.linux import devices, mounts, namespaces, rootfs, sched
@@ -38,6 +38,8 @@ from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import make_in_root
 
 USERNS_READY = b"USERNS_READY"
+HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
+HOOKS_DONE = b"HOOKS_DONE"
 MAPPED = b"MAPPED"
 PID = b"PID"
 READY = b"READY"
@@ -56,6 +58,15 @@ class InitPlan:
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.state_fd = -1  # opened by the parent right before the fork
+        # Hooks the runtime runs during create, or that the init runs (createContainer,
+        # startContainer): either way the init needs the state, sent in the handshake.
+        self.runs_hooks = any(
+            spec.hooks.get(name)
+            for name in ("prestart", "createRuntime", "createContainer", "startContainer")
+        )
+        self.hook_state: dict = {}
+        if self.runs_hooks:
+            import select  # noqa: F401  (hooks wait on a pidfd; loaded before the fork)
         if not spec.has_new("mount") and spec.namespace("mount") is None:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
@@ -183,11 +194,11 @@ def init(plan: InitPlan, sock: socket.socket) -> None:
         sc.set_process_name("pyoci:[2:INIT]")
         for sig in _RESET_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        fifo_fd, exec_path = setup_container(plan)
+        fifo_fd, exec_path = setup_container(plan, sock)
         sock.send(READY)
         sock.close()
         ready = True
-        wait_for_start(fifo_fd)
+        wait_for_start(plan, fifo_fd)
         finish_and_exec(plan, exec_path)
     except BaseException as err:  # noqa: BLE001
         if not ready:
@@ -200,7 +211,7 @@ def init(plan: InitPlan, sock: socket.socket) -> None:
     os._exit(code)
 
 
-def setup_container(plan: InitPlan) -> tuple[int, str | None]:
+def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | None]:
     """Everything up to "ready"; returns the exec.fifo fd and the resolved executable."""
     spec = plan.spec
     # The fifo's directory is on the host: the parent opened it for us (a user namespace's
@@ -223,6 +234,17 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
                 f"process.cwd: {spec.process.cwd}: {err.strerror.lower()}", err.errno
             ) from None
     os.close(root_fd)
+    if plan.runs_hooks:
+        # createRuntime (and prestart) run in the runtime's namespaces, by the parent, after
+        # the environment exists and before the pivot; then createContainer, here.
+        sock.send(HOOKS)
+        answer = sock.recv(1 << 20)
+        if not answer.startswith(HOOKS_DONE):
+            if answer.startswith(ERROR):
+                os._exit(1)  # the parent reported its hook failure itself
+            raise PyociError("create: the runtime did not answer the hooks handshake")
+        plan.hook_state = jsonfast.loads(answer[len(HOOKS_DONE) + 1 :])
+        hooks.run_hooks("createContainer", spec.hooks, plan.hook_state)
     if plan.no_pivot:
         rootfs.move_root(spec.root_path)
     else:
@@ -264,13 +286,22 @@ def setup_container(plan: InitPlan) -> tuple[int, str | None]:
     return state_fd, exec_path
 
 
-def wait_for_start(state_fd: int) -> None:
-    """Open exec.fifo for writing: blocks until `start` opens it for reading (then write the
-    byte `start` waits for). Reopening by name through the state dir fd works after the pivot."""
+def wait_for_start(plan: InitPlan, state_fd: int) -> None:
+    """Open exec.fifo for writing: blocks until `start` opens it for reading. Then run the
+    startContainer hooks and write the byte `start` waits for ("0"), or the error, so `start`
+    itself reports a failed hook. Reopening by name through the state dir fd works after the
+    pivot."""
     fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    os.close(state_fd)
+    try:
+        if plan.spec.hooks.get("startContainer"):
+            hooks.run_hooks("startContainer", plan.spec.hooks, plan.hook_state)
+    except PyociError as err:
+        os.write(fd, b"E" + err.msg.encode())
+        os.close(fd)
+        os._exit(1)  # the spec: a failed startContainer hook stops the container
     os.write(fd, b"0")
     os.close(fd)
-    os.close(state_fd)
 
 
 def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
