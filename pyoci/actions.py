@@ -34,7 +34,13 @@ def create(g: dict, o: dict, args: list[str], log) -> int:
 
     _check_console(o)
     Container.create(
-        _root(g), args[0], o["bundle"], o["pid_file"], o["no_pivot"], o["preserve_fds"]
+        _root(g),
+        args[0],
+        o["bundle"],
+        o["pid_file"],
+        o["no_pivot"],
+        o["preserve_fds"],
+        o["init"],
     )
     return 0
 
@@ -59,6 +65,7 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
         o["detach"],
         o["keep"],
         o["preserve_fds"],
+        o["init"],
     )
 
 

@@ -104,6 +104,7 @@ _PRESERVE = Opt(
 )
 _NO_KEYRING = Opt("--no-new-keyring", kind="flag", help="accepted for runc compatibility")
 _PIDFD_SOCKET = Opt("--pidfd-socket", help="accepted for runc compatibility", metavar="PATH")
+_INIT = Opt("--init", kind="flag", help="run pyoci's minimal init as PID 1 (signals, zombies)")
 _ID = (("container-id", True),)
 
 COMMANDS = (
@@ -112,7 +113,7 @@ COMMANDS = (
         "Create a container from a bundle; its process waits for `start`.",
         "pyoci.actions:create",
         _ID,
-        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET),
+        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET, _INIT),
     ),
     Cmd("start", "Start the user process of a created container.", "pyoci.actions:start", _ID),
     Cmd(
@@ -128,6 +129,7 @@ COMMANDS = (
             _NO_KEYRING,
             _PRESERVE,
             _PIDFD_SOCKET,
+            _INIT,
             Opt("--detach", "-d", kind="flag", help="return once the container has started"),
             Opt("--keep", kind="flag", help="do not delete the container after it exits"),
         ),

@@ -148,6 +148,7 @@ class Container:
         pid_file: str | None = None,
         no_pivot: bool = False,
         preserve_fds: int = 0,
+        use_init: bool = False,
     ) -> Container:
         """Set the container up and leave its init blocked until `start`.
 
@@ -165,7 +166,7 @@ class Container:
             os.mkdir(state_dir, 0o711)
         except FileExistsError:
             raise PyociError(f'container "{container_id}" already exists') from None
-        creator = Creator(spec, container_id, state_dir, no_pivot, preserve_fds)
+        creator = Creator(spec, container_id, state_dir, no_pivot, preserve_fds, use_init)
         try:
             pid, start_time = creator.spawn()
             # Locked only now: a lock taken before the fork would be inherited by the init
@@ -377,6 +378,7 @@ def run(
     detach: bool = False,
     keep: bool = False,
     preserve_fds: int = 0,
+    use_init: bool = False,
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
@@ -387,7 +389,9 @@ def run(
     if not detach:
         # The init is re-parented to us when stage 1 exits, so we can wait for it.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    container = Container.create(root, container_id, bundle, pid_file, no_pivot, preserve_fds)
+    container = Container.create(
+        root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init
+    )
     try:
         container.start()
     except BaseException:

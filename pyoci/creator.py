@@ -17,8 +17,15 @@ from pyoci.state import FIFO_FILE, proc_start_time
 
 class Creator:
     def __init__(
-        self, spec, container_id: str, state_dir: str, no_pivot: bool, preserve_fds: int
+        self,
+        spec,
+        container_id: str,
+        state_dir: str,
+        no_pivot: bool,
+        preserve_fds: int,
+        use_init: bool = False,
     ) -> None:
+        self.use_init = use_init
         self.spec = spec
         self.container_id = container_id
         self.state_dir = state_dir
@@ -30,7 +37,9 @@ class Creator:
 
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
-        self.plan = process.InitPlan(self.spec, self.state_dir, self.no_pivot, self.preserve_fds)
+        self.plan = process.InitPlan(
+            self.spec, self.state_dir, self.no_pivot, self.preserve_fds, self.use_init
+        )
         fifo = os.path.join(self.state_dir, FIFO_FILE)
         os.mkfifo(fifo, 0o600)
         root_uid, root_gid = self._container_root_ids()

@@ -52,7 +52,14 @@ _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
 class InitPlan:
     """Everything the children need, decided and checked in the parent."""
 
-    def __init__(self, spec, state_dir: str, no_pivot: bool, preserve_fds: int = 0) -> None:
+    def __init__(
+        self,
+        spec,
+        state_dir: str,
+        no_pivot: bool,
+        preserve_fds: int = 0,
+        use_init: bool = False,
+    ) -> None:
         self.spec = spec
         self.state_dir = state_dir
         self.no_pivot = no_pivot
@@ -65,6 +72,9 @@ class InitPlan:
             for name in ("prestart", "createRuntime", "createContainer", "startContainer")
         )
         self.hook_state: dict = {}
+        self.use_init = use_init or spec.annotations.get("org.pyoci.init") == "true"
+        if self.use_init:
+            import pyoci.init  # noqa: F401  (loaded before the fork)
         if self.runs_hooks:
             import select  # noqa: F401  (hooks wait on a pidfd; loaded before the fork)
         if not spec.has_new("mount") and spec.namespace("mount") is None:
@@ -310,20 +320,35 @@ def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
     if process is None or exec_path is None:
         # `start` refuses a container without a process; nothing can reach here but a kill.
         os._exit(0)
+    drop_privileges(process, plan.last_cap, plan.in_user_ns)
+    if plan.use_init:
+        from pyoci.init import fork_and_reap  # loaded by InitPlan
+
+        fork_and_reap(lambda: exec_process(process, exec_path, plan.env, plan.preserve_fds))
+    exec_process(process, exec_path, plan.env, plan.preserve_fds)
+
+
+def drop_privileges(process, last_cap: int, in_user_ns: bool) -> None:
+    """Bounding set, then user and groups, then the other capability sets and NNP (shared by
+    the init and `exec`)."""
     caps = process.capabilities
     if caps is not None:
-        capslib.drop_bounding(caps.get("bounding", []), plan.last_cap)
+        capslib.drop_bounding(caps.get("bounding", []), last_cap)
     user = process.user
-    setgroups_allowed = not plan.in_user_ns or _setgroups_allowed()
+    setgroups_allowed = not in_user_ns or _setgroups_allowed()
     capslib.switch_user(user.uid, user.gid, user.additional_gids, setgroups_allowed)
     if caps is not None:
-        capslib.set_sets(caps, plan.last_cap)
+        capslib.set_sets(caps, last_cap)
     if process.no_new_privileges:
         capslib.set_no_new_privs()
+
+
+def exec_process(process, exec_path: str, env: dict, preserve_fds: int) -> None:
+    """cwd, close every fd above stdio and the preserved ones (CVE-2024-21626), execve."""
     _chdir(process.cwd)  # again: the new user may see the cwd differently
-    sc.close_range(3 + plan.preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
+    sc.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
     try:
-        os.execve(exec_path, process.args, plan.env)
+        os.execve(exec_path, process.args, env)
     except OSError as err:
         raise PyociError(f'exec: "{process.args[0]}": {err.strerror.lower()}', err.errno) from None
 

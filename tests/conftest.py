@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 BUSYBOX_BUNDLE = REPO / "bundles" / "busybox"
 BUSYBOX_ROOTFS = BUSYBOX_BUNDLE / "rootfs"
 MARKER_ENV = "PYOCI_TEST_MARKER"
-INIT_NAMES = ("pyoci:[2:INIT]", "pyoci:[1:C1]")
 
 
 def pyoci_path() -> str:
@@ -250,8 +249,9 @@ class Pyoci:
             return []
 
     def processes(self) -> dict[int, str]:
-        """pid → description of every live process of this test: a pyoci process or container
-        init with our `--root` on its command line, or a container process with our marker."""
+        """pid → description of every live process of this test: a pyoci process, or a
+        container's `pyoci:[1:C1]`/`pyoci:[2:INIT]` (forks of `pyoci --root ROOT create`), with
+        our `--root` on its command line; or a container process with our marker in its env."""
         root = str(self.root).encode()
         marker = f"{MARKER_ENV}={self.marker}".encode()
         found = {}

@@ -107,6 +107,17 @@ CASES = {
         _set("process.capabilities.bounding", ["CAP_NOPE"]),
         ["process.capabilities.bounding[0]"],
     ),
+    "bad-tmpfs-option": (
+        _append_mount(
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]}
+        ),
+        ["mounts[7]"],
+    ),
+    "hostname-too-long": (_set("hostname", "h" * 100), ["hostname"]),
+    "unknown-sysctl": (_set("linux.sysctl", {"net.ipv4.nosuch": "1"}), ["linux.sysctl"]),
+    "host-sysctl": (_set("linux.sysctl", {"vm.swappiness": "10"}), ["linux.sysctl"]),
+    "cwd-not-a-directory": (_set("process.cwd", "/etc/passwd"), ["process.cwd"]),
+    "cwd-relative": (_set("process.cwd", "etc"), ["process.cwd"]),
     "bad-rlimit": (
         _set("process.rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
         ["process.rlimits[0].type"],
@@ -120,12 +131,14 @@ def test_bad_config(pyoci, bundle, new_id, state_root, command, case):
     change, words = CASES[case]
     b = bundle(["true"])
     change(b)
-    result = pyoci(command, "--bundle", str(b.path), new_id())
+    pid_file = b.path / "init.pid"
+    result = pyoci(command, "--bundle", str(b.path), "--pid-file", str(pid_file), new_id())
     assert result.returncode == 1, result.stderr
     message = one_line_error(result.stderr)
     for word in words:
         assert word in message, message
     assert result.stdout == ""
+    assert not pid_file.exists()
     pyoci.assert_nothing_left()
 
 

@@ -28,6 +28,14 @@ def _comm(pid: int) -> str:
         return f.read().strip()
 
 
+def _caught_signals(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def test_full_lifecycle(pyoci, bundle, new_id, tmp_path, state_root):
     cid = new_id()
     b = bundle(["sleep", "100"])
@@ -93,8 +101,11 @@ def test_kill_default_signal_is_term(pyoci, bundle, new_id):
     b = bundle("trap 'exit 0' TERM; while :; do sleep 0.05; done")
     pyoci.create_ok(b, cid)
     assert pyoci("start", cid).returncode == 0
-    pyoci.wait_status(cid, "running")
-    time.sleep(0.1)  # let sh install its trap
+    pid = pyoci.wait_status(cid, "running")["pid"]
+    deadline = time.monotonic() + 10
+    while not _caught_signals(pid) & (1 << (15 - 1)):  # wait until sh has installed its trap
+        assert time.monotonic() < deadline, "sh never trapped SIGTERM"
+        time.sleep(0.01)
     killed = pyoci("kill", cid)
     assert killed.returncode == 0, killed.stderr
     pyoci.wait_status(cid, "stopped")
@@ -118,14 +129,15 @@ def test_kill_of_created_container(pyoci, bundle, new_id):
     result = pyoci("kill", cid, "KILL")
     assert result.returncode == 0, result.stderr
     pyoci.wait_status(cid, "stopped")
+    start = pyoci("start", cid)
+    assert start.returncode == 1
+    assert "stopped" in one_line_error(start.stderr)
     assert pyoci("delete", cid).returncode == 0
     pyoci.assert_nothing_left()
 
 
 @pytest.mark.parametrize("start", [False, True], ids=["created", "running"])
-def test_delete_of_live_container_fails_and_force_works(
-    pyoci, bundle, new_id, state_root, start
-):
+def test_delete_of_live_container_fails_and_force_works(pyoci, bundle, new_id, state_root, start):
     cid = new_id()
     pyoci.create_ok(bundle(["sleep", "100"]), cid)
     if start:
@@ -315,3 +327,58 @@ def test_version(pyoci):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("pyoci version ")
     assert any(line.startswith("spec: 1.") for line in lines)
+
+
+def test_kill_all(pyoci, bundle, new_id):
+    cid = new_id()
+    pyoci.create_ok(bundle("sleep 100 & sleep 100 & wait"), cid)
+    assert pyoci("start", cid).returncode == 0
+    pyoci.wait_status(cid, "running")
+    result = pyoci("kill", "--all", cid, "KILL")
+    assert result.returncode == 0, result.stderr
+    pyoci.wait_status(cid, "stopped")
+    assert pyoci("delete", cid).returncode == 0
+    pyoci.assert_nothing_left()
+
+
+def test_bundle_defaults_to_cwd_and_relative_paths(pyoci, bundle, new_id):
+    """As containerd calls it: cwd is the bundle, root.path is relative, --pid-file relative."""
+    cid = new_id()
+    b = bundle(["sleep", "100"], private=True)
+    assert b.config["root"]["path"] == "rootfs"
+    result = pyoci("create", "--pid-file", "init.pid", cid, cwd=b.path)
+    assert result.returncode == 0, result.stderr
+    st = pyoci.state(cid)
+    assert st["bundle"] == str(b.path)
+    assert st["rootfs"] == str(b.rootfs)
+    assert (b.path / "init.pid").read_text() == str(st["pid"])
+    assert pyoci("delete", "--force", cid).returncode == 0
+
+
+@pytest.mark.parametrize("flag", ["--bundle", "-b", "--bundle="])
+def test_relative_bundle_flag(pyoci, bundle, new_id, tmp_path, flag):
+    cid = new_id()
+    b = bundle(["sleep", "100"])
+    relative = os.path.relpath(b.path, tmp_path)
+    args = (flag + relative,) if flag.endswith("=") else (flag, relative)
+    result = pyoci("create", *args, cid, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert pyoci.state(cid)["bundle"] == str(b.path)
+    assert pyoci("delete", "--force", cid).returncode == 0
+
+
+def test_run_keep_leaves_a_stopped_container(pyoci, bundle, new_id, state_root):
+    cid = new_id()
+    result = pyoci.run(bundle("exit 3"), cid, "--keep")
+    assert result.returncode == 3, result.stderr
+    assert pyoci.state(cid)["status"] == "stopped"
+    assert pyoci("delete", cid).returncode == 0
+    assert not (state_root / cid).exists()
+
+
+def test_run_detach_of_a_failing_process(pyoci, bundle, new_id):
+    cid = new_id()
+    result = pyoci.run(bundle("exit 3"), cid, "--detach")
+    assert result.returncode == 0, result.stderr
+    pyoci.wait_status(cid, "stopped")
+    assert pyoci("delete", cid).returncode == 0

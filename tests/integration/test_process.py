@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 
@@ -97,3 +100,69 @@ def test_loopback_carries_traffic(pyoci, bundle, new_id):
     b.write()
     result = pyoci.run(b, new_id())
     assert result.stdout == "PONG\n", result.stderr
+
+
+def test_rlimits_from_config(pyoci, bundle, new_id):
+    b = bundle("ulimit -n; ulimit -Hn")
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000}]
+    b.write()
+    result = pyoci.run(b, new_id())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["512", "1000"]
+
+
+def _status_fields(text: str) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def test_capabilities_and_no_new_privs(pyoci, bundle, new_id):
+    b = bundle("cat /proc/self/status")  # the busybox config: AUDIT_WRITE, KILL, NET_BIND_SERVICE
+    result = pyoci.run(b, new_id())
+    assert result.returncode == 0, result.stderr
+    status = _status_fields(result.stdout)
+    expected = (1 << 29) | (1 << 5) | (1 << 10)
+    assert int(status["CapBnd"], 16) == expected, status["CapBnd"]
+    assert int(status["CapEff"], 16) == expected, status["CapEff"]
+    assert int(status["CapPrm"], 16) == expected, status["CapPrm"]
+    assert status["NoNewPrivs"] == "1"
+
+
+def test_unprivileged_user_has_no_effective_capabilities(pyoci, bundle, new_id):
+    b = bundle("cat /proc/self/status", process={"user": {"uid": 1000, "gid": 1000}})
+    result = pyoci.run(b, new_id())
+    assert result.returncode == 0, result.stderr
+    status = _status_fields(result.stdout)
+    assert status["Uid"].split() == ["1000"] * 4
+    assert status["Gid"].split() == ["1000"] * 4
+
+
+def test_signals_are_not_ignored_or_blocked(pyoci, bundle, new_id):
+    """Python ignores SIGPIPE and SIGXFSZ: the user program must start with the defaults."""
+    b = bundle(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+    result = pyoci.run(b, new_id())
+    assert result.returncode == 0, result.stderr
+    fields = _status_fields(result.stdout)
+    assert int(fields["SigBlk"], 16) == 0, fields
+    assert int(fields["SigIgn"], 16) == 0, fields
+
+
+def test_no_file_descriptors_leak_into_the_container(pyoci, bundle, new_id, tmp_path):
+    """Only stdio reaches the process, even when the caller has more fds open."""
+    b = bundle(["ls", "/proc/self/fd"])
+    out = tmp_path / "fds.out"
+    extra = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with open(out, "wb") as stdout:
+            proc = subprocess.run(
+                pyoci.argv(("run", "--bundle", str(b.path), new_id())),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                pass_fds=(extra,),
+                check=False,
+            )
+    finally:
+        os.close(extra)
+    assert proc.returncode == 0, proc.stderr
+    # 0-2, plus the directory fd `ls` itself opens to read /proc/self/fd
+    assert out.read_text().split() == ["0", "1", "2", "3"]

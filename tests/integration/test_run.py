@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
 
 def test_run_prints_hostname_from_config(pyoci, bundle, new_id):
-    b = bundle("hostname", hostname="box-under-test")
+    host_name = socket.gethostname()
+    b = bundle("hostname; cat /proc/sys/kernel/hostname", hostname="box-under-test")
     result = pyoci.run(b, new_id())
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "box-under-test\n"
+    assert result.stdout == "box-under-test\nbox-under-test\n"
     assert result.stderr == ""
+    assert socket.gethostname() == host_name, "the host's hostname changed"
     pyoci.assert_nothing_left()
 
 
