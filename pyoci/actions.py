@@ -69,6 +69,15 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
     )
 
 
+def exec_(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.container import Container
+
+    if o["tty"] or o["console_socket"]:
+        raise PyociError("exec: terminals (--tty, --console-socket) are not supported yet")
+    container = Container.load(_root(g), args[0])
+    return container.exec(args[1:], o, o["process"], o["detach"], o["pid_file"], o["preserve_fds"])
+
+
 def state(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci.container import Container
 

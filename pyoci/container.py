@@ -183,6 +183,7 @@ class Container:
                 "owner": _owner(),
                 "annotations": spec.annotations,
                 "hasProcess": spec.process is not None,
+                "process": spec.process.raw if spec.process else None,
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
             }
             st = statelib.ContainerState(root, data)
@@ -260,6 +261,39 @@ class Container:
             os.close(fd)
             os.close(pidfd)
         os.unlink(fifo)
+
+    # --- exec ----------------------------------------------------------------------------------
+    def exec(
+        self,
+        args: list[str],
+        options: dict | None = None,
+        process_file: str | None = None,
+        detach: bool = False,
+        pid_file: str | None = None,
+        preserve_fds: int = 0,
+    ) -> int:
+        """Run another process in the container; foreground: wait and return its exit code."""
+        from pyoci import execute
+
+        status = self.status()
+        if status not in ("running", "created"):
+            raise PyociError(
+                f'cannot exec in container "{self.id}": container not running ({status})'
+            )
+        base = self._state.data.get("process") or {"cwd": "/", "args": ["sh"]}
+        proc = execute.build_process(base, args, options or {}, process_file)
+        if proc.terminal:
+            raise PyociError("exec: a terminal (--tty / process.terminal) is not supported yet")
+        if not detach:
+            from pyoci.linux import syscalls as sc
+
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
+        pid = execute.spawn(execute.ExecPlan(self.pid, proc, preserve_fds))
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        if detach:
+            return 0
+        return wait_forwarding_signals(pid)
 
     # --- kill ----------------------------------------------------------------------------------
     def kill(self, sig: str | int = "TERM", all_processes: bool = False) -> None:
@@ -382,8 +416,6 @@ def run(
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
-    import _signal as signal
-
     from pyoci.linux import syscalls as sc
 
     if not detach:
@@ -399,11 +431,20 @@ def run(
         raise
     if detach:
         return 0
-    init_pid = container.pid
+    code = wait_forwarding_signals(container.pid)
+    if not keep:
+        _force_delete_quietly(container)
+    return code
+
+
+def wait_forwarding_signals(child: int) -> int:
+    """Wait for our child `child`, passing it the signals we get (as runc does in the
+    foreground); return its exit code, 128+N for signal N."""
+    import _signal as signal
 
     def forward(signum: int, _frame: object) -> None:
         try:
-            os.kill(init_pid, signum)
+            os.kill(child, signum)
         except ProcessLookupError:
             pass
 
@@ -417,16 +458,11 @@ def run(
         signal.SIGWINCH,
     ):
         signal.signal(sig, forward)
-    code = 255
     while True:
         pid, status = os.wait()
-        if pid == init_pid:
+        if pid == child:
             code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
-            break
-    if not keep:
-        _force_delete_quietly(container)
-    return code
+            return 128 - code if code < 0 else code
 
 
 def _force_delete_quietly(container: Container) -> None:

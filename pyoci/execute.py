@@ -1,0 +1,218 @@
+"""`pyoci exec`: start another process inside a running container.
+
+The same two-stage shape as `create` (see `pyoci.process`): the parent opens every namespace
+of the container's init (`/proc/PID/ns/*`, those that differ from ours) before forking; stage 1
+joins them, user namespace first and mount namespace last (setns into a mount namespace also
+moves the root and cwd to the container's root, so no chroot is needed); the pid and time
+namespaces only apply to children, hence the second fork. The new process gets the container's
+process settings (rlimits, user, capabilities, no_new_privs) unless the exec overrides them,
+and reports a failure over the socket; a successful execve closes the socket (CLOEXEC), which
+is how the parent knows it started.
+"""
+
+from __future__ import annotations
+
+import _socket as socket
+import os
+
+from pyoci import jsonfast, process
+from pyoci.errors import PyociError
+from pyoci.spec import Process
+
+# setns order: user first (it grants the rights for the rest), mount last.
+NS_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt")
+
+
+def build_process(base: dict, args: list[str], opts: dict, process_file: str | None) -> Process:
+    """The exec'd process: `--process FILE` as given, else the container's process with args
+    and the command-line overrides (cwd, env, user, caps, no-new-privs)."""
+    if process_file:
+        try:
+            with open(process_file, "rb") as f:
+                raw = jsonfast.loads(f.read())
+        except OSError as err:
+            raise PyociError(f"--process: {process_file}: {err.strerror.lower()}") from None
+        except ValueError as err:
+            raise PyociError(f"--process: {process_file}: invalid JSON: {err}") from None
+        if not isinstance(raw, dict):
+            raise PyociError(f"--process: {process_file}: must hold a JSON object")
+        return Process(raw, "process")
+    if not args:
+        raise PyociError("exec: no command given (pass CMD [ARG...] or --process FILE)")
+    raw = dict(base)
+    raw["args"] = list(args)
+    raw["terminal"] = bool(opts.get("tty"))
+    if opts.get("cwd"):
+        raw["cwd"] = opts["cwd"]
+    if opts.get("env"):
+        raw["env"] = [*raw.get("env", []), *opts["env"]]
+    if opts.get("user"):
+        uid, _, gid = opts["user"].partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raw["user"] = dict(raw.get("user") or {}, username=opts["user"])
+        else:
+            raw["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
+    if opts.get("cap"):
+        caps = {k: list(v) for k, v in (raw.get("capabilities") or {}).items()}
+        for cap in opts["cap"]:
+            for set_name in ("bounding", "effective", "permitted"):
+                caps.setdefault(set_name, [])
+                if cap not in caps[set_name]:
+                    caps[set_name].append(cap)
+        raw["capabilities"] = caps
+    if opts.get("no_new_privs"):
+        raw["noNewPrivileges"] = True
+    try:
+        return Process(raw, "process")
+    except PyociError as err:
+        if opts.get("cap") and "capabilities" in err.msg:
+            raise PyociError(f"--cap: {err.msg.split(': ', 1)[-1]}") from None
+        raise
+
+
+def lookup_user(name: str) -> tuple[int, int, list[int]]:
+    """uid, gid and supplementary groups of `name` in the container's /etc/passwd and
+    /etc/group (read after joining its mount namespace)."""
+    user, _, group = name.partition(":")
+    try:
+        with open("/etc/passwd") as f:
+            entries = [line.rstrip("\n").split(":") for line in f if line.count(":") >= 6]
+    except OSError:
+        entries = []
+    match = [e for e in entries if e[0] == user or (user.isdigit() and e[2] == user)]
+    if not match:
+        if user.isdigit():
+            return int(user), int(group) if group.isdigit() else 0, []
+        raise PyociError(f"--user: unable to find user {user}: no matching entries in passwd file")
+    uid, gid = int(match[0][2]), int(match[0][3])
+    groups: list[int] = []
+    try:
+        with open("/etc/group") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 4:
+                    if group and parts[0] == group:
+                        gid = int(parts[2])
+                    if match[0][0] in parts[3].split(","):
+                        groups.append(int(parts[2]))
+    except OSError:
+        pass
+    if group and group.isdigit():
+        gid = int(group)
+    return uid, gid, groups
+
+
+class ExecPlan:
+    """Decided in the parent: namespace fds to join, the process, its environment."""
+
+    def __init__(self, init_pid: int, proc: Process, preserve_fds: int) -> None:
+        from pyoci.linux import caps as capslib
+
+        self.process = proc
+        self.env = proc.env_dict()
+        self.preserve_fds = preserve_fds
+        self.last_cap = capslib.last_cap()
+        self.ns_fds: list[tuple[str, int]] = []
+        self.in_user_ns = False
+        try:
+            for name in NS_ORDER:
+                theirs = f"/proc/{init_pid}/ns/{name}"
+                try:
+                    if os.readlink(theirs) == os.readlink(f"/proc/self/ns/{name}"):
+                        continue
+                    fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # a namespace type this kernel lacks
+                self.ns_fds.append((name, fd))
+                if name == "user":
+                    self.in_user_ns = True
+        except BaseException:
+            self.close()
+            raise
+        if proc.rlimits:
+            import resource  # noqa: F401  (loaded before the fork)
+
+    def close(self) -> None:
+        for _, fd in self.ns_fds:
+            os.close(fd)
+        self.ns_fds = []
+
+
+def _stage1(plan: ExecPlan, sock) -> None:
+    from pyoci.linux import syscalls as sc
+
+    code = 1
+    try:
+        sc.set_process_name("pyoci:[1:EXEC]")
+        sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+        for name, fd in plan.ns_fds:
+            try:
+                sc.setns(fd, 0)
+            except OSError as err:
+                raise PyociError(
+                    f"exec: joining the {name} namespace: {err.strerror.lower()}"
+                ) from None
+        pid = os.fork()
+        if pid == 0:
+            _stage2(plan, sock)
+        sock.send(process.PID + b" %d" % pid)
+        code = 0
+    except BaseException as err:  # noqa: BLE001
+        process.send_error(sock, err)
+    os._exit(code)
+
+
+def _stage2(plan: ExecPlan, sock) -> None:
+    try:
+        proc = plan.process
+        if proc.user.username:
+            uid, gid, groups = lookup_user(proc.user.username)
+            proc.user.uid, proc.user.gid = uid, gid
+            proc.user.additional_gids = proc.user.additional_gids or groups
+        process._set_rlimits(proc)
+        if proc.user.umask is not None:
+            os.umask(proc.user.umask)
+        process._chdir(proc.cwd)
+        exec_path = process.lookup_executable(proc.args[0], plan.env.get("PATH"))
+        process.drop_privileges(proc, plan.last_cap, plan.in_user_ns)
+        process.exec_process(proc, exec_path, plan.env, plan.preserve_fds)
+    except BaseException as err:  # noqa: BLE001
+        process.send_error(sock, err)
+    os._exit(1)
+
+
+def spawn(plan: ExecPlan) -> int:
+    """Start the process; return its host pid once execve succeeded."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = 0
+    stage1 = os.fork()
+    if stage1 == 0:
+        parent_sock.close()
+        _stage1(plan, child_sock)
+    child_sock.close()
+    plan.close()
+    try:
+        while True:
+            message = parent_sock.recv(65536)
+            if not message:
+                break  # every copy of the child end is closed: execve succeeded
+            if message.startswith(process.PID + b" "):
+                pid = int(message.split()[1])
+                os.waitpid(stage1, 0)
+                stage1 = 0
+            elif message.startswith(process.ERROR):
+                process.raise_child_error(message)
+    except BaseException:
+        for p in (pid, stage1):
+            if p:
+                try:
+                    os.kill(p, 9)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        parent_sock.close()
+    if not pid:
+        raise PyociError("exec: the process did not start")
+    return pid
