@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci.errors import PyociError
-
 
 def _root(g: dict) -> str:
     from pyoci.state import default_root
@@ -24,15 +22,9 @@ def _print_json(value: object) -> None:
     sys.stdout.write(jsonfast.dumps(value, indent=2) + "\n")
 
 
-def _check_console(o: dict) -> None:
-    if o.get("console_socket"):
-        raise PyociError("--console-socket: terminals are not supported yet by this pyoci build")
-
-
 def create(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci.container import Container
 
-    _check_console(o)
     Container.create(
         _root(g),
         args[0],
@@ -41,6 +33,7 @@ def create(g: dict, o: dict, args: list[str], log) -> int:
         o["no_pivot"],
         o["preserve_fds"],
         o["init"],
+        o["console_socket"],
     )
     return 0
 
@@ -55,7 +48,6 @@ def start(g: dict, o: dict, args: list[str], log) -> int:
 def run(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci import container
 
-    _check_console(o)
     return container.run(
         _root(g),
         args[0],
@@ -66,14 +58,13 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
         o["keep"],
         o["preserve_fds"],
         o["init"],
+        o["console_socket"],
     )
 
 
 def exec_(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci.container import Container
 
-    if o["tty"] or o["console_socket"]:
-        raise PyociError("exec: terminals (--tty, --console-socket) are not supported yet")
     container = Container.load(_root(g), args[0])
     return container.exec(args[1:], o, o["process"], o["detach"], o["pid_file"], o["preserve_fds"])
 

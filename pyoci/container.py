@@ -149,6 +149,8 @@ class Container:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         use_init: bool = False,
+        console_socket: str | None = None,
+        console_fd: int = -1,
     ) -> Container:
         """Set the container up and leave its init blocked until `start`.
 
@@ -166,7 +168,16 @@ class Container:
             os.mkdir(state_dir, 0o711)
         except FileExistsError:
             raise PyociError(f'container "{container_id}" already exists') from None
-        creator = Creator(spec, container_id, state_dir, no_pivot, preserve_fds, use_init)
+        creator = Creator(
+            spec,
+            container_id,
+            state_dir,
+            no_pivot,
+            preserve_fds,
+            use_init,
+            console_socket,
+            console_fd,
+        )
         try:
             pid, start_time = creator.spawn()
             # Locked only now: a lock taken before the fork would be inherited by the init
@@ -282,17 +293,42 @@ class Container:
             )
         base = self._state.data.get("process") or {"cwd": "/", "args": ["sh"]}
         proc = execute.build_process(base, args, options or {}, process_file)
+        console_socket = (options or {}).get("console_socket")
+        if console_socket and not proc.terminal:
+            raise PyociError("--console-socket: needs --tty (or process.terminal: true)")
+        relay, console_fd = None, -1
         if proc.terminal:
-            raise PyociError("exec: a terminal (--tty / process.terminal) is not supported yet")
+            from pyoci.linux import console
+
+            if console_socket:
+                console_fd = console.connect(console_socket)
+            elif detach:
+                raise PyociError("--tty: a detached exec needs --console-socket")
+            else:
+                import _socket
+
+                relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                console_fd = theirs.detach()
         if not detach:
             from pyoci.linux import syscalls as sc
 
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
-        pid = execute.spawn(execute.ExecPlan(self.pid, proc, preserve_fds))
+        try:
+            pid = execute.spawn(execute.ExecPlan(self.pid, proc, preserve_fds, console_fd))
+        finally:
+            if console_fd >= 0:
+                os.close(console_fd)
         if pid_file:
             write_pid_file(pid_file, pid)
         if detach:
             return 0
+        if relay is not None:
+            from pyoci.linux.console import recv_fd
+            from pyoci.terminal import relay_and_wait
+
+            master = recv_fd(relay)
+            relay.close()
+            return relay_and_wait(master, pid)
         return wait_forwarding_signals(pid)
 
     # --- kill ----------------------------------------------------------------------------------
@@ -413,6 +449,7 @@ def run(
     keep: bool = False,
     preserve_fds: int = 0,
     use_init: bool = False,
+    console_socket: str | None = None,
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
@@ -421,9 +458,31 @@ def run(
     if not detach:
         # The init is re-parented to us when stage 1 exits, so we can wait for it.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    container = Container.create(
-        root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init
-    )
+    relay = None
+    console_fd = -1
+    if not detach and not console_socket:
+        # A terminal with nobody to take the pty: pyoci relays it itself, as runc does.
+        from pyoci import spec as speclib
+
+        process = speclib.load(bundle).process
+        if process is not None and process.terminal:
+            import _socket
+
+            relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            console_fd = theirs.detach()
+    try:
+        container = Container.create(
+            root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init,
+            console_socket, console_fd,
+        )  # fmt: skip
+    finally:
+        if console_fd >= 0:
+            os.close(console_fd)
+    if relay is not None:
+        from pyoci.linux.console import recv_fd
+
+        master = recv_fd(relay)
+        relay.close()
     try:
         container.start()
     except BaseException:
@@ -431,7 +490,12 @@ def run(
         raise
     if detach:
         return 0
-    code = wait_forwarding_signals(container.pid)
+    if relay is not None:
+        from pyoci.terminal import relay_and_wait
+
+        code = relay_and_wait(master, container.pid)
+    else:
+        code = wait_forwarding_signals(container.pid)
     if not keep:
         _force_delete_quietly(container)
     return code

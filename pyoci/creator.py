@@ -24,8 +24,12 @@ class Creator:
         no_pivot: bool,
         preserve_fds: int,
         use_init: bool = False,
+        console_socket: str | None = None,
+        console_fd: int = -1,
     ) -> None:
         self.use_init = use_init
+        self.console_socket = console_socket
+        self.console_fd = console_fd
         self.spec = spec
         self.container_id = container_id
         self.state_dir = state_dir
@@ -38,7 +42,13 @@ class Creator:
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
         self.plan = process.InitPlan(
-            self.spec, self.state_dir, self.no_pivot, self.preserve_fds, self.use_init
+            self.spec,
+            self.state_dir,
+            self.no_pivot,
+            self.preserve_fds,
+            self.use_init,
+            self.console_socket,
+            self.console_fd,
         )
         fifo = os.path.join(self.state_dir, FIFO_FILE)
         os.mkfifo(fifo, 0o600)

@@ -105,9 +105,14 @@ def lookup_user(name: str) -> tuple[int, int, list[int]]:
 class ExecPlan:
     """Decided in the parent: namespace fds to join, the process, its environment."""
 
-    def __init__(self, init_pid: int, proc: Process, preserve_fds: int) -> None:
+    def __init__(
+        self, init_pid: int, proc: Process, preserve_fds: int, console_fd: int = -1
+    ) -> None:
         from pyoci.linux import caps as capslib
 
+        self.console_fd = console_fd
+        if proc.terminal:
+            import pyoci.linux.console  # noqa: F401  (loaded before the fork)
         self.process = proc
         self.env = proc.env_dict()
         self.preserve_fds = preserve_fds
@@ -169,6 +174,10 @@ def _stage2(plan: ExecPlan, sock) -> None:
             uid, gid, groups = lookup_user(proc.user.username)
             proc.user.uid, proc.user.gid = uid, gid
             proc.user.additional_gids = proc.user.additional_gids or groups
+        if proc.terminal:
+            from pyoci.linux import console
+
+            console.setup_terminal(plan.console_fd, proc.console_size)
         process._set_rlimits(proc)
         if proc.user.umask is not None:
             os.umask(proc.user.umask)

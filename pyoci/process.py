@@ -46,7 +46,12 @@ READY = b"READY"
 ERROR = b"ERROR"
 
 # Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; an exec'd program must get defaults.
-_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 class InitPlan:
@@ -59,6 +64,8 @@ class InitPlan:
         no_pivot: bool,
         preserve_fds: int = 0,
         use_init: bool = False,
+        console_socket: str | None = None,
+        console_fd: int = -1,
     ) -> None:
         self.spec = spec
         self.state_dir = state_dir
@@ -72,6 +79,21 @@ class InitPlan:
             for name in ("prestart", "createRuntime", "createContainer", "startContainer")
         )
         self.hook_state: dict = {}
+        terminal = spec.process is not None and spec.process.terminal
+        if console_socket and not terminal:
+            raise PyociError("--console-socket: process.terminal is false in config.json")
+        if terminal and not console_socket and console_fd < 0:
+            raise PyociError(
+                "process.terminal: a terminal needs --console-socket (or a foreground `run`)"
+            )
+        self.console_fd = console_fd
+        self.own_console_fd = False
+        if terminal:
+            from pyoci.linux import console
+
+            if console_socket:
+                self.console_fd = console.connect(console_socket)
+                self.own_console_fd = True
         self.use_init = use_init or spec.annotations.get("org.pyoci.init") == "true"
         if self.use_init:
             import pyoci.init  # noqa: F401  (loaded before the fork)
@@ -118,6 +140,9 @@ class InitPlan:
         if self.state_fd >= 0:
             os.close(self.state_fd)
             self.state_fd = -1
+        if self.own_console_fd:
+            os.close(self.console_fd)
+            self.own_console_fd = False
 
 
 def _plan_sysctl(spec) -> list[tuple[str, str, str]]:
@@ -202,13 +227,17 @@ def init(plan: InitPlan, sock: socket.socket) -> None:
     code, ready = 1, False
     try:
         sc.set_process_name("pyoci:[2:INIT]")
-        for sig in _RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        # Until start, TERM/INT/HUP end the waiting init (as runc's does): as PID 1 without a
+        # handler it would never see them. Defaults are restored before the exec.
+        for sig in _WAIT_SIGNALS:
+            signal.signal(sig, _exit_on_signal)
         fifo_fd, exec_path = setup_container(plan, sock)
         sock.send(READY)
         sock.close()
         ready = True
         wait_for_start(plan, fifo_fd)
+        for sig in _RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
         finish_and_exec(plan, exec_path)
     except BaseException as err:  # noqa: BLE001
         if not ready:
@@ -260,6 +289,10 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
     else:
         rootfs.pivot(spec.root_path)
     rootfs.set_rootfs_propagation(spec.rootfs_propagation)
+    if spec.process is not None and spec.process.terminal:
+        from pyoci.linux import console  # loaded by InitPlan
+
+        console.setup_terminal(plan.console_fd, spec.process.console_size)
     if spec.hostname is not None:
         _sethostname(spec.hostname)
     if spec.domainname is not None:
