@@ -94,6 +94,17 @@ def _remove_state_dir(path: str) -> None:
         pass
 
 
+def _socket_activation(spec) -> int:
+    """systemd socket activation, as runc does it: with LISTEN_FDS=N in our environment, fds
+    3..3+N-1 go to the container (before the --preserve-fds ones) and the process is told
+    LISTEN_FDS=N, LISTEN_PID=1. Returns N."""
+    value = os.environ.get("LISTEN_FDS", "")
+    if not value.isdigit() or int(value) == 0 or spec.process is None:
+        return 0
+    spec.process.env = [*spec.process.env, f"LISTEN_FDS={value}", "LISTEN_PID=1"]
+    return int(value)
+
+
 def wait_exit(pid: int, timeout: float | None = None) -> bool:
     """Wait for a process that may not be our child to exit (pidfd + poll, no sleep loop)."""
     import select
@@ -162,6 +173,7 @@ class Container:
 
         statelib.check_id(container_id)
         spec = speclib.load(bundle)
+        preserve_fds += _socket_activation(spec)
         os.makedirs(root, 0o700, exist_ok=True)
         state_dir = os.path.join(root, container_id)
         try:

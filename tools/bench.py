@@ -103,6 +103,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
     "memory": [
         ("memory.created", "mem: RSS waiting in created", "MiB"),
         ("memory.run", "mem: peak RSS of run", "MiB"),
+        ("memory.init", "mem: RSS of the --init PID 1 (pyoci only)", "MiB"),
     ],
 }
 
@@ -854,7 +855,32 @@ class Bench:
                 peak = failed(reason or "?", method)
                 break
             peak.values.append(kib / 1024)
-        return {"memory.created": created, "memory.run": peak}
+        return {"memory.created": created, "memory.run": peak, "memory.init": self.init_rss(rt)}
+
+    def init_rss(self, rt: Runtime) -> Cell:
+        """VmRSS of pyoci's minimal init (``run --detach --init``) while its child sleeps;
+        runc and crun have no built-in init (podman and docker bring catatonit or tini)."""
+        if rt.name != "pyoci":
+            return failed("no built-in init")
+        cell = Cell(method=f"VmRSS of state.pid, {self.args.mem_samples} samples")
+        for _ in range(self.args.mem_samples):
+            cid = rt.new_id("meminit")
+            try:
+                argv = rt.argv(
+                    "run", "--detach", "--init", "--bundle", str(self.bundle("sleep")), cid
+                )
+                proc = self.call(rt, argv)
+                if proc.rc != 0:
+                    return failed(f"run --init: {summarize_error(proc.err, proc.rc)}")
+                state = self.call(rt, rt.argv("state", cid), want_out=True)
+                pid = int(json.loads(state.out).get("pid") or 0) if state.rc == 0 else 0
+                rss = read_vmrss_kib(pid) if pid > 0 else None
+                if rss is None:
+                    return failed(f"no VmRSS for init pid {pid}")
+                cell.values.append(rss / 1024)
+            finally:
+                self.call(rt, rt.argv("delete", "--force", cid))
+        return cell
 
     def peak_rss(
         self, rt: Runtime, argv: list[str], use_time: bool
