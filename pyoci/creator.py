@@ -51,7 +51,10 @@ class Creator:
             self.console_fd,
         )
         fifo = os.path.join(self.state_dir, FIFO_FILE)
-        os.mkfifo(fifo, 0o600)
+        # 0622 as runc: the init may be a user namespace's root we cannot name here (a joined
+        # namespace); only root can traverse the state root (0700) to reach it by path.
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo's mode is filtered by the umask
         root_uid, root_gid = self._container_root_ids()
         if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)  # the init opens it as the container's root

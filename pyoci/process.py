@@ -242,10 +242,11 @@ def init(plan: InitPlan, sock: socket.socket) -> None:
     except BaseException as err:  # noqa: BLE001
         if not ready:
             send_error(sock, err)
-        elif isinstance(err, PyociError):
+        elif isinstance(err, PyociError | OSError):
             # After READY nobody listens on the socket: say it where the container's output
             # goes, with the exit codes a shell uses for "not found" and "not executable".
-            os.write(2, f"pyoci: {err.msg}\n".encode())
+            msg = err.msg if isinstance(err, PyociError) else f"{err.strerror or err}"
+            os.write(2, f"pyoci: {msg}\n".encode())
             code = 126 if err.errno == 13 else 127 if err.errno == 2 else 1
     os._exit(code)
 
@@ -293,9 +294,9 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
         from pyoci.linux import console  # loaded by InitPlan
 
         console.setup_terminal(plan.console_fd, spec.process.console_size)
-    if spec.hostname is not None:
+    if spec.hostname:
         _sethostname(spec.hostname)
-    if spec.domainname is not None:
+    if spec.domainname:
         try:
             sc.setdomainname(spec.domainname)
         except OSError as err:

@@ -474,6 +474,8 @@ class Spec:
         self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
         if self.hostname and not self.has_new("uts"):
             raise PyociError("hostname: setting a hostname needs a new uts namespace")
+        if self.domainname and not self.has_new("uts"):
+            raise PyociError("domainname: setting a domainname needs a new uts namespace")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:

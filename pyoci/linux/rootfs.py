@@ -51,14 +51,21 @@ def set_rootfs_propagation(propagation: str | None) -> None:
 
 def pivot(rootfs: str) -> None:
     """Make `rootfs` the root of this mount namespace and drop the old root entirely."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.chdir(rootfs)
         sc.pivot_root(".", ".")
+        # The old root is now stacked on "/"; "." is still the *new* root. Step onto the old
+        # one before making it a slave, or the container's own shared mounts lose their
+        # propagation (runc's pivotRoot does the same fchdir).
+        os.fchdir(old_root)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
         sc.umount2(".", sc.MNT_DETACH)
         os.chdir("/")
     except OSError as err:
         raise PyociError(f"pivot_root into {rootfs}: {err.strerror.lower()}", err.errno) from None
+    finally:
+        os.close(old_root)
 
 
 def move_root(rootfs: str) -> None:
