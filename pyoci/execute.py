@@ -20,6 +20,7 @@ from pyoci.errors import PyociError
 from pyoci.spec import Process
 
 # setns order: user first (it grants the rights for the rest), mount last.
+GO = b"GO"
 NS_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt")
 
 
@@ -136,6 +137,9 @@ class ExecPlan:
             raise
         if proc.rlimits:
             import resource  # noqa: F401  (loaded before the fork)
+        from pyoci.linux.cgroupfs import process_cgroup_dirs
+
+        self.cgroup_dirs = process_cgroup_dirs(init_pid)
 
     def close(self) -> None:
         for _, fd in self.ns_fds:
@@ -150,6 +154,8 @@ def _stage1(plan: ExecPlan, sock) -> None:
     try:
         sc.set_process_name("pyoci:[1:EXEC]")
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+        if sock.recv(16) != GO:  # the parent moves us into the container's cgroups first
+            os._exit(1)
         for name, fd in plan.ns_fds:
             try:
                 sc.setns(fd, 0)
@@ -201,6 +207,10 @@ def spawn(plan: ExecPlan) -> int:
     child_sock.close()
     plan.close()
     try:
+        from pyoci.linux.cgroupfs import join_cgroups
+
+        join_cgroups(stage1, plan.cgroup_dirs)
+        parent_sock.send(GO)
         while True:
             message = parent_sock.recv(65536)
             if not message:

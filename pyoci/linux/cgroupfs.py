@@ -30,10 +30,10 @@ def is_unified_host() -> bool:
     return buf[0] == CGROUP2_SUPER_MAGIC
 
 
-def _own_cgroups() -> dict[str, str]:
-    """/proc/self/cgroup as {controllers: path}; cgroup2 is the key ''."""
+def _own_cgroups(pid: int | str = "self") -> dict[str, str]:
+    """/proc/PID/cgroup as {controllers: path}; cgroup2 is the key ''."""
     out = {}
-    with open("/proc/self/cgroup") as f:
+    with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             out[controllers] = path
@@ -80,6 +80,34 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
             host_dir = os.path.normpath(os.path.join(mountpoint, rel))
             binds.append((host_dir, os.path.basename(mountpoint)))
     return binds
+
+
+def process_cgroup_dirs(pid: int) -> list[str]:
+    """Host directories of every cgroup `pid` is in that differ from ours: where an exec'd
+    process must be moved to share the container's limits and accounting."""
+    theirs, ours = _own_cgroups(pid), _own_cgroups()
+    if is_unified_host():
+        path = theirs.get("")
+        return (
+            [os.path.join(CGROUP_ROOT, path.lstrip("/"))] if path and path != ours.get("") else []
+        )
+    differing = {k: v for k, v in theirs.items() if ours.get(k) != v}
+    return [host_dir for host_dir, _ in plan_cgroup_binds(differing)] if differing else []
+
+
+def join_cgroups(pid: int, dirs: list[str]) -> None:
+    """Move `pid` into each directory's cgroup.procs."""
+    for directory in dirs:
+        try:
+            fd = os.open(os.path.join(directory, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise PyociError(
+                f"exec: joining cgroup {directory}: {err.strerror.lower()}", err.errno
+            ) from None
 
 
 def mount_cgroupfs(root_fd: int, op) -> None:

@@ -126,3 +126,59 @@ def test_init_by_annotation_and_signal_exit_code(pyoci, bundle, new_id):
     b = bundle("kill -KILL $$", annotations={"org.pyoci.init": "true"})
     result = pyoci.run(b, new_id())
     assert result.returncode == 137
+
+
+def test_exec_joins_the_init_cgroups(pyoci, bundle, new_id):
+    """The exec'd process lands in the cgroups of the container's init (here: a pids v1
+    cgroup and a cgroup2 one the test moves the init into)."""
+    import uuid
+    from pathlib import Path
+
+    made = []
+    for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if os.path.exists(os.path.join(root, "cgroup.procs")):
+            made.append(Path(root) / f"pyoci-test-{uuid.uuid4().hex[:8]}")
+            break
+    if not made:
+        import pytest
+
+        pytest.skip("no writable cgroup hierarchy found")
+    cid = _running(pyoci, bundle, new_id)
+    try:
+        pid = pyoci.state(cid)["pid"]
+        made[0].mkdir()
+        (made[0] / "cgroup.procs").write_text(str(pid))
+        init_cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        result = pyoci("exec", cid, "cat", "/proc/self/cgroup")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == init_cgroups
+        assert made[0].name in result.stdout
+    finally:
+        pyoci("delete", "--force", cid)
+        for directory in made:
+            if directory.exists():
+                directory.rmdir()
+
+
+def test_exec_bad_process_json(pyoci, bundle, new_id, tmp_path):
+    cid = _running(pyoci, bundle, new_id)
+    cases = {
+        "malformed": ("{not json", "--process: "),
+        "no-args": ('{"cwd": "/", "args": []}', "process.args: must not be empty"),
+        "relative-cwd": ('{"cwd": "tmp", "args": ["true"]}', "process.cwd"),
+        "bad-cap": (
+            '{"cwd": "/", "args": ["true"], "capabilities": {"bounding": ["CAP_NOPE"]}}',
+            "process.capabilities.bounding[0]: unknown capability",
+        ),
+    }
+    for name, (text, expected) in cases.items():
+        pfile = tmp_path / f"{name}.json"
+        pfile.write_text(text)
+        result = pyoci("exec", "--process", str(pfile), cid)
+        assert result.returncode == 1, name
+        assert result.stderr.startswith("pyoci: ") and expected in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    missing = pyoci("exec", "--process", str(tmp_path / "absent.json"), cid)
+    assert "no such file or directory" in missing.stderr
+    pyoci("delete", "--force", cid)
+    pyoci.assert_nothing_left()
