@@ -381,6 +381,7 @@ def exec_process(process, exec_path: str, env: dict, preserve_fds: int) -> None:
     """cwd, close every fd above stdio and the preserved ones (CVE-2024-21626), execve."""
     _chdir(process.cwd)  # again: the new user may see the cwd differently
     sc.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
+    sc.reset_signals()
     try:
         os.execve(exec_path, process.args, env)
     except OSError as err:

@@ -253,6 +253,37 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _syscall(NR_PIDFD_SEND_SIGNAL, _c_int(pidfd), _c_int(sig), None, ctypes.c_uint(0))
 
 
+NR_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(_MACHINE, 13)
+NR_RT_SIGPROCMASK = {"x86_64": 14, "aarch64": 135}.get(_MACHINE, 14)
+
+
+class KernelSigaction(ctypes.Structure):
+    """struct sigaction as the rt_sigaction syscall takes it (x86_64/aarch64 layout)."""
+
+    _fields_ = [
+        ("handler", ctypes.c_ulong),
+        ("flags", ctypes.c_ulong),
+        ("restorer", ctypes.c_ulong),
+        ("mask", ctypes.c_uint64),
+    ]
+
+
+def reset_signals() -> None:
+    """Every signal back to SIG_DFL and none blocked, with raw syscalls: ignored signals
+    survive execve, and glibc's wrappers refuse its reserved 32 and 33, which a caller (a
+    CI runner, a shell) may well have ignored."""
+    default = KernelSigaction(0, 0, 0, 0)
+    for sig in range(1, 65):
+        if sig in (9, 19):  # SIGKILL, SIGSTOP
+            continue
+        _libc.syscall(ctypes.c_long(NR_RT_SIGACTION), _c_int(sig), ctypes.byref(default), None,
+                      ctypes.c_size_t(8))  # fmt: skip
+    empty = ctypes.c_uint64(0)
+    _libc.syscall(
+        ctypes.c_long(NR_RT_SIGPROCMASK), _c_int(2), ctypes.byref(empty), None, ctypes.c_size_t(8)
+    )  # fmt: skip  (2 = SIG_SETMASK)
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     """close_range(2); with CLOSE_RANGE_CLOEXEC marks instead of closing."""
     _syscall(NR_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))

@@ -3,6 +3,8 @@ TERM first and would otherwise wait for their KILL timeout."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -27,3 +29,34 @@ def test_term_does_not_reach_a_running_pid1_without_handler(pyoci, bundle, new_i
     assert pyoci("kill", cid, "KILL").returncode == 0
     assert pyoci.wait_status(cid, "stopped")["status"] == "stopped"
     pyoci("delete", cid)
+
+
+def test_signals_ignored_by_the_caller_are_reset(pyoci, bundle, new_id):
+    """Ignored dispositions survive execve: a caller (a CI runner, a shell) that ignores
+    SIGPIPE or glibc's reserved 32/33 must not pass that on to the container's program."""
+    import ctypes
+    import subprocess
+
+    class Sigaction(ctypes.Structure):
+        _fields_ = [("h", ctypes.c_ulong), ("f", ctypes.c_ulong), ("r", ctypes.c_ulong),
+                    ("m", ctypes.c_uint64)]  # fmt: skip
+
+    def ignore_some() -> None:
+        libc = ctypes.CDLL(None)
+        ignore = Sigaction(1, 0, 0, 0)  # SIG_IGN
+        for sig in (13, 32, 33):
+            libc.syscall(13, sig, ctypes.byref(ignore), None, 8)  # rt_sigaction (x86_64)
+
+    if os.uname().machine != "x86_64":
+        pytest.skip("the probe uses x86_64's rt_sigaction number")
+    b = bundle(["grep", "^SigIgn", "/proc/self/status"])
+    result = subprocess.run(
+        pyoci.argv(("run", "--bundle", str(b.path), new_id())),
+        preexec_fn=ignore_some,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SigIgn:", "0000000000000000"]
