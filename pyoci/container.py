@@ -207,6 +207,7 @@ class Container:
                 "annotations": spec.annotations,
                 "hasProcess": spec.process is not None,
                 "process": spec.process.raw if spec.process else None,
+                "seccomp": spec.linux.get("seccomp"),
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
             }
             st = statelib.ContainerState(root, data)
@@ -326,7 +327,9 @@ class Container:
 
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
         try:
-            pid = execute.spawn(execute.ExecPlan(self.pid, proc, preserve_fds, console_fd))
+            seccomp = self._state.data.get("seccomp")
+            plan = execute.ExecPlan(self.pid, proc, preserve_fds, console_fd, seccomp)
+            pid = execute.spawn(plan)
         finally:
             if console_fd >= 0:
                 os.close(console_fd)

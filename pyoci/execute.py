@@ -107,11 +107,22 @@ class ExecPlan:
     """Decided in the parent: namespace fds to join, the process, its environment."""
 
     def __init__(
-        self, init_pid: int, proc: Process, preserve_fds: int, console_fd: int = -1
+        self,
+        init_pid: int,
+        proc: Process,
+        preserve_fds: int,
+        console_fd: int = -1,
+        seccomp: dict | None = None,
     ) -> None:
         from pyoci.linux import caps as capslib
 
         self.console_fd = console_fd
+        self.seccomp = None
+        if seccomp:
+            from pyoci.linux.seccomp import SeccompPlan
+
+            self.seccomp = SeccompPlan(seccomp)
+            self.seccomp.uses_notify = False  # the container's listener got its fd at create
         if proc.terminal:
             import pyoci.linux.console  # noqa: F401  (loaded before the fork)
         self.process = proc
@@ -189,7 +200,7 @@ def _stage2(plan: ExecPlan, sock) -> None:
             os.umask(proc.user.umask)
         process._chdir(proc.cwd)
         exec_path = process.lookup_executable(proc.args[0], plan.env.get("PATH"))
-        process.drop_privileges(proc, plan.last_cap, plan.in_user_ns)
+        process.load_seccomp_and_drop_privileges(plan.seccomp, proc, plan.last_cap, plan.in_user_ns)
         process.exec_process(proc, exec_path, plan.env, plan.preserve_fds)
     except BaseException as err:  # noqa: BLE001
         process.send_error(sock, err)

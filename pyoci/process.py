@@ -79,6 +79,17 @@ class InitPlan:
             for name in ("prestart", "createRuntime", "createContainer", "startContainer")
         )
         self.hook_state: dict = {}
+        self.seccomp = None
+        self.seccomp_sock = -1
+        if spec.linux.get("seccomp"):
+            from pyoci.linux.seccomp import SeccompPlan
+
+            self.seccomp = SeccompPlan(spec.linux["seccomp"])
+            if self.seccomp.uses_notify:
+                from pyoci.linux import console
+
+                self.seccomp_sock = console.connect(self.seccomp.listener_path)
+                self.runs_hooks = True  # the init needs the state (host pid) for the listener
         terminal = spec.process is not None and spec.process.terminal
         if console_socket and not terminal:
             raise PyociError("--console-socket: process.terminal is false in config.json")
@@ -140,6 +151,9 @@ class InitPlan:
         if self.state_fd >= 0:
             os.close(self.state_fd)
             self.state_fd = -1
+        if self.seccomp_sock >= 0:
+            os.close(self.seccomp_sock)
+            self.seccomp_sock = -1
         if self.own_console_fd:
             os.close(self.console_fd)
             self.own_console_fd = False
@@ -354,12 +368,26 @@ def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
     if process is None or exec_path is None:
         # `start` refuses a container without a process; nothing can reach here but a kill.
         os._exit(0)
-    drop_privileges(process, plan.last_cap, plan.in_user_ns)
+    load_seccomp_and_drop_privileges(
+        plan.seccomp, process, plan.last_cap, plan.in_user_ns, plan.seccomp_sock, plan.hook_state
+    )
     if plan.use_init:
         from pyoci.init import fork_and_reap  # loaded by InitPlan
 
         fork_and_reap(lambda: exec_process(process, exec_path, plan.env, plan.preserve_fds))
     exec_process(process, exec_path, plan.env, plan.preserve_fds)
+
+
+def load_seccomp_and_drop_privileges(
+    seccomp, process, last_cap: int, in_user_ns: bool, notify_fd: int = -1, state=None
+) -> None:
+    """With no_new_privs the filter goes last (it may forbid the steps before); without it,
+    loading needs CAP_SYS_ADMIN, so it goes first, as runc orders them."""
+    if seccomp is not None and not process.no_new_privileges:
+        seccomp.load(notify_fd, state)
+    drop_privileges(process, last_cap, in_user_ns)
+    if seccomp is not None and process.no_new_privileges:
+        seccomp.load(notify_fd, state)
 
 
 def drop_privileges(process, last_cap: int, in_user_ns: bool) -> None:
