@@ -8,9 +8,10 @@ BIN         := $(VENV)/bin
 PYOCI       := $(BIN)/pyoci
 # busybox-static: the bundles' rootfs; runc, crun, hyperfine: references for tests and bench;
 # gcc, libcap-dev, python3-dev: python-prctl builds from source; libseccomp2: seccomp at run time;
-# golang-github-containers-common: podman's default seccomp profile, a test fixture.
+# golang-github-containers-common: podman's default seccomp profile, a test fixture;
+# uidmap: newuidmap/newgidmap for rootless multi-range mappings.
 APT_PACKAGES := busybox-static runc crun hyperfine time gcc libcap-dev python3-dev python3-venv \
-                libseccomp2 iproute2 procps golang-github-containers-common
+                libseccomp2 iproute2 procps golang-github-containers-common uidmap
 
 .PHONY: install system venv bundles demo test unit integration lint format bench clean
 

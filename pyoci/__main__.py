@@ -108,6 +108,9 @@ def run_handler(g: dict, cmd: Cmd, o: dict, args: list[str]) -> int:
     from pyoci.log import Logger
 
     log = Logger(g.get("log"), g.get("log_format") or "text", bool(g.get("debug")))
+    if g.get("rootless") not in (None, "auto", "true", "false"):
+        log.error(f"--rootless: must be true, false or auto, not {g['rootless']!r}")
+        return 1
     module_name, _, func_name = cmd.handler.partition(":")
     try:
         module = __import__(module_name, fromlist=[func_name])

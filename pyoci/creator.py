@@ -56,7 +56,7 @@ class Creator:
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo's mode is filtered by the umask
         root_uid, root_gid = self._container_root_ids()
-        if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
+        if os.geteuid() == 0 and (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)  # the init opens it as the container's root
         self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

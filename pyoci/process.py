@@ -129,6 +129,17 @@ class InitPlan:
         self.device_ops = [] if self.dev_bind_mounted else devices.plan_devices(spec)
         self.has_devpts = any(op.type == "devpts" for op in self.mount_ops)
         self.in_user_ns = spec.namespace("user") is not None
+        if os.geteuid() != 0:
+            for i, dev in enumerate(spec.devices):
+                raise PyociError(
+                    f"linux.devices[{i}]: an unprivileged user cannot create device nodes "
+                    f"({dev.path}); bind-mount the host's device instead"
+                )
+            if not self.in_user_ns:
+                raise PyociError(
+                    "linux.namespaces: an unprivileged user needs a user namespace "
+                    "(try `pyoci spec --rootless`)"
+                )
         self.last_cap = capslib.last_cap()
         self.sysctl = _plan_sysctl(spec)
         self.loopback = spec.has_new("network")

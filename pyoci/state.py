@@ -26,10 +26,17 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def default_root() -> str:
-    """`/run/pyoci` for root; `$XDG_RUNTIME_DIR/pyoci` for an unprivileged user."""
-    if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
-        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyoci")
-    return DEFAULT_ROOT
+    """`/run/pyoci` for root; `$XDG_RUNTIME_DIR/pyoci` for an unprivileged user (who cannot
+    write /run), as runc does."""
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime_dir:
+        raise PyociError(
+            "--root: not given and XDG_RUNTIME_DIR is unset (an unprivileged "
+            "user cannot use /run/pyoci)"
+        )
+    return os.path.join(runtime_dir, "pyoci")
 
 
 def check_id(container_id: str) -> str:

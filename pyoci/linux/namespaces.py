@@ -127,7 +127,27 @@ def join_and_unshare(plan: NamespacePlan) -> None:
 
 
 def write_id_maps(pid: int, uid_mappings: list, gid_mappings: list, deny_setgroups: bool) -> None:
-    """The parent writes the child's maps (a process cannot map itself beyond its own id)."""
+    """The parent writes the child's maps (a process cannot map itself beyond its own id).
+
+    As root, the maps are written directly. An unprivileged user may only map its own uid and
+    gid, once each (user_namespaces(7)); anything more goes through the setuid helpers
+    newuidmap/newgidmap, which check the ranges against /etc/subuid and /etc/subgid.
+    """
+    if os.geteuid() == 0:
+        _write_maps_directly(pid, uid_mappings, gid_mappings, deny_setgroups)
+        return
+    own_uid = [(m.host_id, m.size) for m in uid_mappings] == [(os.geteuid(), 1)]
+    own_gid = [(m.host_id, m.size) for m in gid_mappings] == [(os.getegid(), 1)]
+    if own_uid and own_gid:
+        _write_maps_directly(pid, uid_mappings, gid_mappings, deny_setgroups=True)
+        return
+    _map_with_helper("newuidmap", "linux.uidMappings", pid, uid_mappings)
+    _map_with_helper("newgidmap", "linux.gidMappings", pid, gid_mappings)
+
+
+def _write_maps_directly(
+    pid: int, uid_mappings: list, gid_mappings: list, deny_setgroups: bool
+) -> None:
     try:
         if deny_setgroups:
             with open(f"/proc/{pid}/setgroups", "w") as f:
@@ -137,6 +157,35 @@ def write_id_maps(pid: int, uid_mappings: list, gid_mappings: list, deny_setgrou
         with open(f"/proc/{pid}/gid_map", "w") as f:
             f.write("".join(m.line() for m in gid_mappings))
     except OSError as err:
+        hint = ""
+        if os.geteuid() != 0:
+            hint = (
+                " (an unprivileged user may map only its own uid and gid; other ranges need "
+                "newuidmap/newgidmap and entries in /etc/subuid, /etc/subgid)"
+            )
         raise PyociError(
-            f"linux.uidMappings: writing the id maps of {pid}: {err.strerror.lower()}", err.errno
+            f"linux.uidMappings: writing the id maps of {pid}: {err.strerror.lower()}{hint}",
+            err.errno,
         ) from None
+
+
+def _map_with_helper(helper: str, field: str, pid: int, mappings: list) -> None:
+    """newuidmap/newgidmap PID cid hid size ...: they refuse ranges the user does not own."""
+    import shutil
+    import subprocess
+
+    path = shutil.which(helper) or f"/usr/bin/{helper}"
+    if not os.path.exists(path):
+        raise PyociError(
+            f"{field}: mapping ranges beyond your own id needs {helper} (Debian package uidmap)"
+        )
+    argv = [path, str(pid)]
+    for m in mappings:
+        argv += [str(m.container_id), str(m.host_id), str(m.size)]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PyociError(
+            f"{field}: {helper} refused the mapping (ranges must be yours in "
+            f"/etc/sub{'u' if helper == 'newuidmap' else 'g'}id): {detail}"
+        )
