@@ -34,6 +34,8 @@ def create(g: dict, o: dict, args: list[str], log) -> int:
         o["preserve_fds"],
         o["init"],
         o["console_socket"],
+        g["systemd_cgroup"],
+        log,
     )
     return 0
 
@@ -59,6 +61,8 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
         o["preserve_fds"],
         o["init"],
         o["console_socket"],
+        g["systemd_cgroup"],
+        log,
     )
 
 

@@ -162,6 +162,8 @@ class Container:
         use_init: bool = False,
         console_socket: str | None = None,
         console_fd: int = -1,
+        systemd_cgroup: bool = False,
+        log=None,
     ) -> Container:
         """Set the container up and leave its init blocked until `start`.
 
@@ -189,6 +191,8 @@ class Container:
             use_init,
             console_socket,
             console_fd,
+            systemd_cgroup,
+            log,
         )
         try:
             pid, start_time = creator.spawn()
@@ -209,6 +213,9 @@ class Container:
                 "process": spec.process.raw if spec.process else None,
                 "seccomp": spec.linux.get("seccomp"),
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
+                "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
+                "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
+                "resources": spec.linux.get("resources") or {},
             }
             st = statelib.ContainerState(root, data)
             st.save()
@@ -285,6 +292,27 @@ class Container:
             os.close(fd)
             os.close(pidfd)
         os.unlink(fifo)
+
+    def _remove_cgroup(self, force: bool) -> None:
+        """rmdir the container's cgroup, once whatever is left in it (exec'd processes that
+        outlived the init) is gone; with force they are killed."""
+        cgroup = self.cgroup()
+        if cgroup is None:
+            return
+        left = cgroup.pids()
+        if left and not force:
+            raise PyociError(
+                f'cannot delete container "{self.id}": processes {left} are still in its cgroup '
+                "(use --force)"
+            )
+        for pid in left:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        for pid in left:
+            wait_exit(pid, timeout=10)
+        cgroup.destroy()
 
     # --- exec ----------------------------------------------------------------------------------
     def exec(
@@ -377,8 +405,19 @@ class Container:
         finally:
             os.close(pidfd)
 
+    def cgroup(self):
+        from pyoci.linux.cgroups import Manager
+
+        return Manager.from_state(self._state.data)
+
     def pids(self) -> list[int]:
-        """Host pids of every process in the container's pid namespace (init first)."""
+        """Host pids of every process of the container: its cgroup's, else its pid namespace's
+        (init first)."""
+        cgroup = self.cgroup()
+        if cgroup is not None:
+            listed = cgroup.pids()
+            if listed or not self._state.init_alive():
+                return sorted(listed, key=lambda p: p != self.pid)
         if not self._state.init_alive():
             return []
         try:
@@ -399,7 +438,7 @@ class Container:
 
     def _signal_all(self, signum: int) -> None:
         for pid in self.pids():
-            if pid == self.pid:
+            if pid == self.pid and self._state.init_alive():
                 self._signal_init(signum)
             else:
                 try:
@@ -427,6 +466,7 @@ class Container:
                     raise PyociError(
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                     )
+            self._remove_cgroup(force)
             _remove_state_dir(self._state.dir)
             self._run_hooks("poststop")
         finally:
@@ -465,6 +505,8 @@ def run(
     preserve_fds: int = 0,
     use_init: bool = False,
     console_socket: str | None = None,
+    systemd_cgroup: bool = False,
+    log=None,
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
@@ -488,7 +530,7 @@ def run(
     try:
         container = Container.create(
             root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init,
-            console_socket, console_fd,
+            console_socket, console_fd, systemd_cgroup, log,
         )  # fmt: skip
     finally:
         if console_fd >= 0:

@@ -26,8 +26,13 @@ class Creator:
         use_init: bool = False,
         console_socket: str | None = None,
         console_fd: int = -1,
+        systemd_cgroup: bool = False,
+        log=None,
     ) -> None:
         self.use_init = use_init
+        self.systemd_cgroup = systemd_cgroup
+        self.log = log
+        self.cgroup = None
         self.console_socket = console_socket
         self.console_fd = console_fd
         self.spec = spec
@@ -41,6 +46,7 @@ class Creator:
 
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
+        self._make_cgroup()
         self.plan = process.InitPlan(
             self.spec,
             self.state_dir,
@@ -49,6 +55,7 @@ class Creator:
             self.use_init,
             self.console_socket,
             self.console_fd,
+            self.cgroup,
         )
         fifo = os.path.join(self.state_dir, FIFO_FILE)
         # 0622 as runc: the init may be a user namespace's root we cannot name here (a joined
@@ -67,6 +74,11 @@ class Creator:
                 process.stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
             child_sock.close()
+            # Into the cgroup before it forks the init or unshares a cgroup namespace: the
+            # container's processes are limited from their first instruction.
+            if self.cgroup is not None:
+                self.cgroup.add(pid)
+            parent_sock.send(process.GO)
             self._handshake(parent_sock)
         finally:
             parent_sock.close()
@@ -76,6 +88,24 @@ class Creator:
         if start_time is None:
             raise PyociError("container init exited during create")
         return self.init_pid, start_time
+
+    def _make_cgroup(self) -> None:
+        """Create the container's cgroup and apply linux.resources (root only: an unprivileged
+        user has no cgroups to manage unless delegated, which pyoci does not use yet)."""
+        from pyoci.linux import cgroups, resources
+
+        spec = self.spec
+        if os.geteuid() != 0:
+            if spec.linux.get("resources") and self.log is not None:
+                self.log.warning("linux.resources: ignored (rootless: no cgroup delegation)")
+            return
+        manager = cgroups.Manager.for_container(
+            spec.cgroups_path, self.container_id, self.systemd_cgroup
+        )
+        manager.create()
+        self.cgroup = manager
+        warn = self.log.warning if self.log is not None else (lambda msg: None)
+        resources.apply(manager, spec.linux.get("resources") or {}, warn)
 
     def _container_root_ids(self) -> tuple[int, int]:
         """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""
@@ -169,3 +199,16 @@ class Creator:
             except ChildProcessError:
                 wait_exit(self.init_pid, timeout=10)
             self.init_pid = 0
+        if self.cgroup is not None:
+            for pid in self.cgroup.pids():
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            for pid in self.cgroup.pids():
+                wait_exit(pid, timeout=10)
+            try:
+                self.cgroup.destroy()
+            except PyociError:
+                pass
+            self.cgroup = None

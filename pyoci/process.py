@@ -40,6 +40,7 @@ from pyoci.linux.paths import make_in_root
 USERNS_READY = b"USERNS_READY"
 HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
 HOOKS_DONE = b"HOOKS_DONE"
+GO = b"GO"  # P → C1: you are in the container's cgroup, go on
 MAPPED = b"MAPPED"
 PID = b"PID"
 READY = b"READY"
@@ -66,6 +67,7 @@ class InitPlan:
         use_init: bool = False,
         console_socket: str | None = None,
         console_fd: int = -1,
+        cgroup=None,
     ) -> None:
         self.spec = spec
         self.state_dir = state_dir
@@ -114,6 +116,12 @@ class InitPlan:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
         self.mount_ops = [mounts.parse_options(m, spec.bundle) for m in spec.mounts]
+        if cgroup is not None:
+            from pyoci.linux.cgroupfs import plan_cgroup_binds
+
+            for op in self.mount_ops:
+                if op.type == "cgroup" and op.cgroup_binds is not None:
+                    op.cgroup_binds = plan_cgroup_binds(cgroup.paths_by_key())
         for mount, op in zip(spec.mounts, self.mount_ops, strict=True):
             if op.idmap:
                 from pyoci.linux.idmap import idmapped_tree
@@ -221,6 +229,8 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
     try:
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if sock.recv(16) != GO:
+            os._exit(1)
         ns = plan.ns
         if ns.user_fd is not None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)

@@ -1,0 +1,278 @@
+"""linux.resources → cgroup files, for v1, v2 and hybrid hosts.
+
+Each value goes where the host has its controller: a v1 hierarchy when mounted, else the
+cgroup2 directory (converted the way runc converts: shares → weight, swap = memory+swap on v1,
+swap alone on v2, ...). A value that cannot be applied is an error naming the JSON field and
+the file; a value the spec lets a runtime ignore and this host cannot enforce (net_cls on a
+host without it, a kernel memory limit) is a warning, as runc does.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import PyociError
+
+MAX_V2 = "max"
+
+
+def shares_to_weight(shares: int) -> int:
+    """runc's conversion of cpu.shares [2, 262144] to cpu.weight [1, 10000]."""
+    if shares == 0:
+        return 0
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_weight_to_io_weight(weight: int) -> int:
+    """runc: blkio.weight [10, 1000] → io.weight [1, 10000]."""
+    if weight == 0:
+        return 0
+    return 1 + (weight - 10) * 9999 // 990
+
+
+class Writer:
+    """Collects (field, file, value) writes against a Manager and performs them."""
+
+    def __init__(self, manager, warn) -> None:
+        self.m = manager
+        self.warn = warn
+
+    def v1(self, controller: str) -> str | None:
+        return self.m.dirs.get(controller)
+
+    def v2(self, controller: str) -> str | None:
+        """The cgroup2 dir if `controller` is enabled there (hybrid: hugetlb, pure v2: all)."""
+        if not self.m.v2_dir or controller in self.m.dirs:
+            return None
+        try:
+            with open(os.path.join(self.m.v2_dir, "cgroup.controllers")) as f:
+                available = f.read().split()
+        except OSError:
+            return None
+        return self.m.v2_dir if controller in available else None
+
+    def write(self, field: str, directory: str, name: str, value: object) -> None:
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise PyociError(
+                f"{field}: writing {value!r} to {path}: {err.strerror.lower()}", err.errno
+            ) from None
+
+    def either(self, field: str, controller: str, v1_file: str, v1_value: object,
+               v2_file: str | None, v2_value: object, optional: bool = False) -> None:  # fmt: skip
+        d1 = self.v1(controller)
+        if d1:
+            if optional and not os.path.exists(os.path.join(d1, v1_file)):
+                self.warn(f"{field}: {v1_file} does not exist on this host: ignored")
+                return
+            self.write(field, d1, v1_file, v1_value)
+            return
+        d2 = self.v2(controller)
+        if d2 and v2_file:
+            if optional and not os.path.exists(os.path.join(d2, v2_file)):
+                self.warn(f"{field}: {v2_file} does not exist on this host: ignored")
+                return
+            self.write(field, d2, v2_file, v2_value)
+            return
+        if optional:
+            self.warn(f"{field}: the {controller} controller is not available: ignored")
+            return
+        raise PyociError(
+            f"{field}: the {controller} cgroup controller is not available on this host"
+        )
+
+
+def apply(manager, resources: dict, warn=lambda msg: None, prefix: str = "linux.resources") -> None:
+    """Write every resource of `resources` into the container's cgroup."""
+    w = Writer(manager, warn)
+    _memory(w, resources.get("memory") or {}, f"{prefix}.memory")
+    _cpu(w, resources.get("cpu") or {}, f"{prefix}.cpu")
+    pids = resources.get("pids") or {}
+    if "limit" in pids:
+        limit = pids["limit"]
+        value = MAX_V2 if limit is None or limit <= 0 else limit
+        w.either(f"{prefix}.pids.limit", "pids", "pids.max", value, "pids.max", value)
+    _blkio(w, resources.get("blockIO") or {}, f"{prefix}.blockIO")
+    for i, hp in enumerate(resources.get("hugepageLimits") or []):
+        field = f"{prefix}.hugepageLimits[{i}]"
+        size = hp.get("pageSize", "")
+        w.either(field, "hugetlb", f"hugetlb.{size}.limit_in_bytes", hp.get("limit", 0),
+                 f"hugetlb.{size}.max", hp.get("limit", 0))  # fmt: skip
+    _devices(w, resources.get("devices"), f"{prefix}.devices")
+    network = resources.get("network") or {}
+    if network.get("classID") is not None:
+        w.either(f"{prefix}.network.classID", "net_cls", "net_cls.classid", network["classID"],
+                 None, None, optional=True)  # fmt: skip
+    for i, prio in enumerate(network.get("priorities") or []):
+        line = f"{prio.get('name')} {prio.get('priority')}"
+        w.either(f"{prefix}.network.priorities[{i}]", "net_prio", "net_prio.ifpriomap", line,
+                 None, None, optional=True)  # fmt: skip
+    if resources.get("rdma"):
+        warn(f"{prefix}.rdma: the rdma controller is not supported: ignored")
+    for key, value in (resources.get("unified") or {}).items():
+        field = f"{prefix}.unified.{key}"
+        if "/" in key or key.startswith("."):
+            raise PyociError(f"{field}: not a cgroup file name")
+        if not manager.v2_dir:
+            raise PyociError(f"{field}: this host has no cgroup2 hierarchy")
+        w.write(field, manager.v2_dir, key, value)
+
+
+def _memory(w: Writer, mem: dict, field: str) -> None:
+    limit = mem.get("limit")
+    if limit is not None:
+        w.either(f"{field}.limit", "memory", "memory.limit_in_bytes", limit, "memory.max",
+                 MAX_V2 if limit < 0 else limit)  # fmt: skip
+    if mem.get("reservation") is not None:
+        r = mem["reservation"]
+        w.either(f"{field}.reservation", "memory", "memory.soft_limit_in_bytes", r,
+                 "memory.low", MAX_V2 if r < 0 else r)  # fmt: skip
+    if mem.get("swap") is not None:
+        swap = mem["swap"]
+        if w.v1("memory"):
+            w.either(f"{field}.swap", "memory", "memory.memsw.limit_in_bytes", swap, None, None,
+                     optional=True)  # fmt: skip
+        else:
+            v2 = MAX_V2 if swap < 0 else max(swap - (limit or 0), 0)
+            w.either(f"{field}.swap", "memory", "", None, "memory.swap.max", v2, optional=True)
+    if mem.get("swappiness") is not None:
+        w.either(f"{field}.swappiness", "memory", "memory.swappiness", mem["swappiness"], None,
+                 None, optional=True)  # fmt: skip
+    if mem.get("disableOOMKiller"):
+        w.either(f"{field}.disableOOMKiller", "memory", "memory.oom_control", 1, None, None,
+                 optional=True)  # fmt: skip
+    if mem.get("useHierarchy") is not None and w.v1("memory"):
+        w.either(f"{field}.useHierarchy", "memory", "memory.use_hierarchy",
+                 int(bool(mem["useHierarchy"])), None, None, optional=True)  # fmt: skip
+    for key in ("kernel", "kernelTCP"):
+        if mem.get(key) is not None:
+            w.warn(f"{field}.{key}: kernel memory limits are deprecated and ignored")
+
+
+def _cpu(w: Writer, cpu: dict, field: str) -> None:
+    if cpu.get("shares"):
+        shares = cpu["shares"]
+        w.either(f"{field}.shares", "cpu", "cpu.shares", shares, "cpu.weight",
+                 shares_to_weight(shares))  # fmt: skip
+    quota, period = cpu.get("quota"), cpu.get("period")
+    if period:
+        w.either(f"{field}.period", "cpu", "cpu.cfs_period_us", period, "cpu.max",
+                 f"{MAX_V2 if not quota or quota < 0 else quota} {period}")  # fmt: skip
+    if quota is not None and (quota != 0):
+        w.either(f"{field}.quota", "cpu", "cpu.cfs_quota_us", quota, "cpu.max",
+                 f"{MAX_V2 if quota < 0 else quota} {period or 100000}")  # fmt: skip
+    if cpu.get("burst") is not None:
+        w.either(f"{field}.burst", "cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.max.burst",
+                 cpu["burst"], optional=True)  # fmt: skip
+    if cpu.get("realtimePeriod"):
+        w.either(f"{field}.realtimePeriod", "cpu", "cpu.rt_period_us", cpu["realtimePeriod"],
+                 None, None, optional=True)  # fmt: skip
+    if cpu.get("realtimeRuntime"):
+        w.either(f"{field}.realtimeRuntime", "cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"],
+                 None, None, optional=True)  # fmt: skip
+    if cpu.get("idle") is not None:
+        w.either(f"{field}.idle", "cpu", "cpu.idle", cpu["idle"], "cpu.idle", cpu["idle"],
+                 optional=True)  # fmt: skip
+    if cpu.get("cpus"):
+        _cpuset(w, f"{field}.cpus", "cpuset.cpus", cpu["cpus"])
+    if cpu.get("mems"):
+        _cpuset(w, f"{field}.mems", "cpuset.mems", cpu["mems"])
+
+
+def _cpuset(w: Writer, field: str, name: str, value: str) -> None:
+    d1 = w.v1("cpuset")
+    if d1:
+        # A new v1 cpuset starts empty; its parents may be empty too: fill them from the top.
+        _fill_cpuset_parents(d1)
+    w.either(field, "cpuset", name, value, name, value)
+
+
+def _fill_cpuset_parents(directory: str) -> None:
+    chain = []
+    current = directory
+    while os.path.exists(os.path.join(os.path.dirname(current), "cpuset.cpus")):
+        chain.append(current)
+        current = os.path.dirname(current)
+    for d in reversed(chain):
+        parent = os.path.dirname(d)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(parent, name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value)
+
+
+def _blkio(w: Writer, blkio: dict, field: str) -> None:
+    if blkio.get("weight"):
+        weight = blkio["weight"]
+        d1 = w.v1("blkio")
+        if d1:
+            name = (
+                "blkio.weight"
+                if os.path.exists(os.path.join(d1, "blkio.weight"))
+                else "blkio.bfq.weight"
+            )
+            w.either(f"{field}.weight", "blkio", name, weight, None, None, optional=True)
+        else:
+            w.either(f"{field}.weight", "io", "", None, "io.weight",
+                     f"default {blkio_weight_to_io_weight(weight)}", optional=True)  # fmt: skip
+    throttles = (
+        ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rbps"),
+        ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "wbps"),
+        ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", "riops"),
+        ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", "wiops"),
+    )
+    for key, v1_file, v2_key in throttles:
+        for i, dev in enumerate(blkio.get(key) or []):
+            maj_min = f"{dev.get('major')}:{dev.get('minor')}"
+            rate = dev.get("rate", 0)
+            w.either(f"{field}.{key}[{i}]", "blkio", v1_file, f"{maj_min} {rate}", "io.max",
+                     f"{maj_min} {v2_key}={rate}")  # fmt: skip
+    for i, dev in enumerate(blkio.get("weightDevice") or []):
+        if dev.get("weight") is not None:
+            maj_min = f"{dev.get('major')}:{dev.get('minor')}"
+            w.either(f"{field}.weightDevice[{i}]", "blkio", "blkio.weight_device",
+                     f"{maj_min} {dev['weight']}", None, None, optional=True)  # fmt: skip
+
+
+# The spec's default devices (and the pty pair) must stay usable under any device rules.
+DEFAULT_ALLOWED = [
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rwm"},
+]
+
+
+def _devices(w: Writer, rules: list | None, field: str) -> None:
+    """v1 devices cgroup: deny all, then the rules in order (runc's semantics). On a cgroup2
+    host the same rules need a BPF program, which pyoci does not build yet: a warning."""
+    if rules is None:
+        return
+    d1 = w.v1("devices")
+    if not d1:
+        if rules:
+            w.warn(f"{field}: device rules on cgroup v2 (BPF) are not supported yet: ignored")
+        return
+    w.write(field, d1, "devices.deny", "a")
+    for i, rule in enumerate([*rules, *DEFAULT_ALLOWED]):
+        where = f"{field}[{i}]" if i < len(rules) else f"{field} (default device)"
+        kind = rule.get("type") or "a"
+        major = "*" if rule.get("major") in (None, -1) else rule["major"]
+        minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+        access = rule.get("access") or "rwm"
+        line = f"{kind} {major}:{minor} {access}" if kind != "a" else "a"
+        w.write(where, d1, "devices.allow" if rule.get("allow") else "devices.deny", line)
