@@ -159,6 +159,9 @@ class Manager:
         try:
             for directory in sorted(set(self.dirs.values())):
                 os.makedirs(directory, exist_ok=True)
+            if "cpuset" in self.dirs:
+                # A new v1 cpuset is empty, and no task may join it until it has cpus and mems.
+                fill_cpuset_parents(self.dirs["cpuset"])
             if self.v2_dir:
                 self._create_v2()
         except OSError as err:
@@ -252,3 +255,22 @@ class Manager:
                     return
                 select.select([], [], [], 0.001)
             raise PyociError("pause: the freezer did not reach FROZEN")
+
+
+def fill_cpuset_parents(directory: str) -> None:
+    """Copy cpuset.cpus/mems down from the nearest non-empty ancestor."""
+    chain = []
+    current = directory
+    while os.path.exists(os.path.join(os.path.dirname(current), "cpuset.cpus")):
+        chain.append(current)
+        current = os.path.dirname(current)
+    for d in reversed(chain):
+        parent = os.path.dirname(d)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(parent, name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value)

@@ -186,29 +186,7 @@ def _cpu(w: Writer, cpu: dict, field: str) -> None:
 
 
 def _cpuset(w: Writer, field: str, name: str, value: str) -> None:
-    d1 = w.v1("cpuset")
-    if d1:
-        # A new v1 cpuset starts empty; its parents may be empty too: fill them from the top.
-        _fill_cpuset_parents(d1)
     w.either(field, "cpuset", name, value, name, value)
-
-
-def _fill_cpuset_parents(directory: str) -> None:
-    chain = []
-    current = directory
-    while os.path.exists(os.path.join(os.path.dirname(current), "cpuset.cpus")):
-        chain.append(current)
-        current = os.path.dirname(current)
-    for d in reversed(chain):
-        parent = os.path.dirname(d)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(os.path.join(d, name)) as f:
-                if f.read().strip():
-                    continue
-            with open(os.path.join(parent, name)) as f:
-                value = f.read().strip()
-            with open(os.path.join(d, name), "w") as f:
-                f.write(value)
 
 
 def _blkio(w: Writer, blkio: dict, field: str) -> None:
