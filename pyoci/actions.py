@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pyoci.errors import PyociError
+
 
 def _root(g: dict) -> str:
     from pyoci.state import default_root
@@ -135,4 +137,138 @@ def validate(g: dict, o: dict, args: list[str], log) -> int:
             sys.stdout.write(problem + "\n")
         return 1
     sys.stdout.write("OK\n")
+    return 0
+
+
+def pause(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.container import Container
+
+    Container.load(_root(g), args[0]).pause()
+    return 0
+
+
+def resume(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.container import Container
+
+    Container.load(_root(g), args[0]).resume()
+    return 0
+
+
+def ps(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.container import Container
+
+    pids = Container.load(_root(g), args[0]).pids()
+    if o["format"] == "json":
+        from pyoci import jsonfast
+
+        sys.stdout.write(jsonfast.dumps(pids) + "\n")
+        return 0
+    import subprocess
+
+    # Like runc: `ps` with the given arguments (default -ef), keeping the container's lines.
+    result = subprocess.run(["ps", *(args[1:] or ["-ef"])], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PyociError(f"ps: {result.stderr.strip()}")
+    lines = result.stdout.splitlines()
+    header, rows = lines[0], lines[1:]
+    try:
+        column = header.split().index("PID")
+    except ValueError:
+        raise PyociError("ps: the output has no PID column") from None
+    wanted = set(pids)
+    sys.stdout.write(header + "\n")
+    for row in rows:
+        fields = row.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            sys.stdout.write(row + "\n")
+    return 0
+
+
+def _duration(text: str) -> float:
+    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+    for suffix, factor in units:
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * factor
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    raise PyociError(f"--interval: {text!r} is not a duration (e.g. 5s, 500ms)")
+
+
+def events(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci import jsonfast
+    from pyoci.container import Container
+
+    interval = _duration(o["interval"])
+    if interval <= 0:
+        raise PyociError("--interval: must be positive")
+
+    def emit(event: dict) -> None:
+        sys.stdout.write(jsonfast.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    Container.load(_root(g), args[0]).events(interval, o["stats"], emit)
+    return 0
+
+
+def _bytes(flag: str, text: str) -> int:
+    """runc's RAMInBytes: 1024, 64k, 64m, 1g, -1."""
+    value = text.strip().lower().rstrip("b")
+    factor = 1
+    for suffix, f in (("k", 1024), ("m", 1024**2), ("g", 1024**3), ("t", 1024**4)):
+        if value.endswith(suffix):
+            value, factor = value[:-1], f
+            break
+    try:
+        return int(float(value) * factor)
+    except ValueError:
+        raise PyociError(f"{flag}: {text!r} is not a size (e.g. 64m, 1g)") from None
+
+
+def update(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci import jsonfast
+    from pyoci.container import Container
+
+    if o["resources"]:
+        try:
+            if o["resources"] == "-":
+                text = sys.stdin.read()
+            else:
+                with open(o["resources"]) as f:
+                    text = f.read()
+            resources = jsonfast.loads(text)
+        except OSError as err:
+            raise PyociError(f"--resources: {o['resources']}: {err.strerror.lower()}") from None
+        except ValueError as err:
+            raise PyociError(f"--resources: invalid JSON: {err}") from None
+        if not isinstance(resources, dict):
+            raise PyociError("--resources: must be a JSON object (linux.resources)")
+    else:
+        resources = {}
+        memory, cpu = {}, {}
+        for flag, key in (("memory", "limit"), ("memory_reservation", "reservation"),
+                          ("memory_swap", "swap")):  # fmt: skip
+            if o[flag] is not None:
+                memory[key] = _bytes("--" + flag.replace("_", "-"), o[flag])
+        for flag, key in (("cpu_shares", "shares"), ("cpu_quota", "quota"),
+                          ("cpu_period", "period"), ("cpu_rt_period", "realtimePeriod"),
+                          ("cpu_rt_runtime", "realtimeRuntime"), ("cpuset_cpus", "cpus"),
+                          ("cpuset_mems", "mems")):  # fmt: skip
+            if o[flag] is not None:
+                cpu[key] = o[flag]
+        if memory:
+            resources["memory"] = memory
+        if cpu:
+            resources["cpu"] = cpu
+        if o["pids_limit"] is not None:
+            resources["pids"] = {"limit": o["pids_limit"]}
+        if o["blkio_weight"] is not None:
+            resources["blockIO"] = {"weight": o["blkio_weight"]}
+    Container.load(_root(g), args[0]).update(resources, log)
+    return 0
+
+
+def features(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.features import features as build
+
+    _print_json(build())
     return 0

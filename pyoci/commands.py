@@ -183,6 +183,72 @@ COMMANDS = (
         ),
         rest="command",
     ),
+    Cmd("pause", "Freeze every process of a running container.", "pyoci.actions:pause", _ID),
+    Cmd("resume", "Thaw a paused container.", "pyoci.actions:resume", _ID),
+    Cmd(
+        "ps",
+        "List the processes of a container.",
+        "pyoci.actions:ps",
+        _ID,
+        (
+            Opt(
+                "--format",
+                "-f",
+                kind="choice",
+                choices=("table", "json"),
+                default="table",
+                help="table (ps -ef lines) or json (array of host pids)",
+            ),
+        ),  # fmt: skip
+        rest="ps_args",
+    ),
+    Cmd(
+        "events",
+        "Print resource usage stats and OOM events of a container, as JSON lines.",
+        "pyoci.actions:events",
+        _ID,
+        (
+            Opt("--stats", kind="flag", help="print one stats event and exit"),
+            Opt("--interval", default="5s", help="stats interval (e.g. 5s, 500ms)", metavar="D"),
+        ),
+    ),
+    Cmd(
+        "update",
+        "Change the cgroup resources of a container.",
+        "pyoci.actions:update",
+        _ID,
+        (
+            Opt(
+                "--resources",
+                "-r",
+                help="linux.resources JSON from FILE, or - for stdin",
+                metavar="FILE",
+            ),
+            Opt("--memory", help="memory limit (bytes, or 64m, 1g)", metavar="N"),
+            Opt("--memory-reservation", help="memory soft limit", metavar="N"),
+            Opt("--memory-swap", help="memory + swap limit", metavar="N"),
+            Opt("--kernel-memory", help="accepted for runc compatibility (ignored)", metavar="N"),
+            Opt(
+                "--kernel-memory-tcp", help="accepted for runc compatibility (ignored)", metavar="N"
+            ),
+            Opt("--cpu-shares", kind="int", help="CPU shares (relative weight)", metavar="N"),
+            Opt("--cpu-quota", kind="int", help="CFS quota in microseconds", metavar="N"),
+            Opt("--cpu-period", kind="int", help="CFS period in microseconds", metavar="N"),
+            Opt("--cpu-rt-period", kind="int", help="realtime period in microseconds", metavar="N"),
+            Opt(
+                "--cpu-rt-runtime", kind="int", help="realtime runtime in microseconds", metavar="N"
+            ),
+            Opt("--cpuset-cpus", help="CPUs allowed (0-3, 0,1)", metavar="LIST"),
+            Opt("--cpuset-mems", help="memory nodes allowed", metavar="LIST"),
+            Opt("--pids-limit", kind="int", help="maximum number of processes", metavar="N"),
+            Opt("--blkio-weight", kind="int", help="block IO weight (10-1000)", metavar="N"),
+        ),  # fmt: skip
+    ),
+    Cmd(
+        "features",
+        "Print what this runtime supports (runtime-spec features.md JSON).",
+        "pyoci.actions:features",
+    ),
     Cmd("state", "Print the state of a container as JSON.", "pyoci.actions:state", _ID),
     Cmd(
         "kill",

@@ -293,6 +293,82 @@ class Container:
             os.close(pidfd)
         os.unlink(fifo)
 
+    # --- cgroup operations ---------------------------------------------------------------------
+    def _require_cgroup(self, what: str):
+        cgroup = self.cgroup()
+        if cgroup is None:
+            raise PyociError(f'cannot {what} container "{self.id}": it has no cgroup (rootless)')
+        return cgroup
+
+    def pause(self) -> None:
+        """Freeze every process of the container (freezer v1 / cgroup.freeze v2)."""
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            status = self.status()
+            if status != "running":
+                raise PyociError(f'cannot pause container "{self.id}": it is {status}, not running')
+            self._require_cgroup("pause").freeze(True)
+        finally:
+            lock.release()
+
+    def resume(self) -> None:
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            status = self.status()
+            if status != "paused":
+                raise PyociError(f'cannot resume container "{self.id}": it is {status}, not paused')
+            self._require_cgroup("resume").freeze(False)
+        finally:
+            lock.release()
+
+    def update(self, resources: dict, log=None) -> None:
+        """Apply new linux.resources to a live container and remember them."""
+        from pyoci.linux import resources as reslib
+
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            status = self.status()
+            if status == "stopped":
+                raise PyociError(f'cannot update container "{self.id}": it is stopped')
+            cgroup = self._require_cgroup("update")
+            warn = log.warning if log is not None else (lambda msg: None)
+            reslib.apply(cgroup, resources, warn, prefix="resources")
+            merged = dict(self._state.data.get("resources") or {})
+            for key, value in resources.items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+            self._state.data["resources"] = merged
+            self._state.save()
+        finally:
+            lock.release()
+
+    def stats(self) -> dict:
+        from pyoci import stats
+
+        return {"type": "stats", "id": self.id, "data": stats.collect(self._require_cgroup("stat"))}
+
+    def events(self, interval: float, once: bool, emit) -> None:
+        """runc's `events`: stats every `interval` and an OOM event whenever one happens,
+        until the container stops; `once`: one stats event."""
+        import select
+
+        from pyoci import stats
+
+        cgroup = self._require_cgroup("watch")
+        if once:
+            emit(self.stats())
+            return
+        ooms = stats.oom_count(cgroup)
+        while self.status() != "stopped":
+            count = stats.oom_count(cgroup)
+            if count > ooms:
+                emit({"type": "oom", "id": self.id})
+                ooms = count
+            emit(self.stats())
+            select.select([], [], [], interval)
+
     def _remove_cgroup(self, force: bool) -> None:
         """rmdir the container's cgroup, once whatever is left in it (exec'd processes that
         outlived the init) is gone; with force they are killed."""
@@ -462,6 +538,8 @@ class Container:
                     self._signal_all(9)
                 except PyociError:
                     pass  # exited meanwhile
+                if status == "paused":
+                    self.cgroup().freeze(False)  # frozen tasks only die once thawed
                 if not wait_exit(self.pid, timeout=10):
                     raise PyociError(
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
