@@ -657,11 +657,9 @@ def wait_forwarding_signals(child: int) -> int:
         signal.SIGWINCH,
     ):
         signal.signal(sig, forward)
-    while True:
-        pid, status = os.wait()
-        if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
+    from pyoci.reaping import wait_for
+
+    return wait_for(child)
 
 
 def _force_delete_quietly(container: Container) -> None:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import _signal
 import os
-from collections.abc import Callable
+
+from pyoci.reaping import shell_exit_code
 
 _UNCATCHABLE = (_signal.SIGKILL, _signal.SIGSTOP)
 # valid_signals(): glibc reserves 32 and 33 for its threads; the kernel refuses KILL and STOP.
 ALL_SIGNALS = frozenset(_signal.valid_signals()) - set(_UNCATCHABLE)
 
 
-def fork_and_reap(exec_child: Callable[[], None]) -> None:
+def fork_and_reap(exec_child) -> None:  # exec_child: a callable that execs, never returns
     """Fork; the child (with the signal mask restored) calls `exec_child`; we reap. No return."""
     old_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, ALL_SIGNALS)
     child = os.fork()
@@ -57,6 +58,5 @@ def reap_until(child: int) -> int:
             if pid == 0:
                 break
             if pid == child:
-                code = os.waitstatus_to_exitcode(status)
-                status_code = 128 - code if code < 0 else code
+                status_code = shell_exit_code(status)
     return status_code

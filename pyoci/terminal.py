@@ -11,6 +11,7 @@ import os
 import select
 
 from pyoci.linux import console
+from pyoci.reaping import wait_for
 
 
 def relay_and_wait(master: int, child: int) -> int:
@@ -49,11 +50,7 @@ def relay_and_wait(master: int, child: int) -> int:
 
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         os.close(master)
-    while True:
-        pid, status = os.wait()
-        if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
+    return wait_for(child)
 
 
 def _pump(master: int) -> None:
