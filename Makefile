@@ -9,9 +9,11 @@ PYOCI       := $(BIN)/pyoci
 # busybox-static: the bundles' rootfs; runc, crun, hyperfine: references for tests and bench;
 # gcc, libcap-dev, python3-dev: python-prctl builds from source; libseccomp2: seccomp at run time;
 # golang-github-containers-common: podman's default seccomp profile, a test fixture;
-# uidmap: newuidmap/newgidmap for rootless multi-range mappings.
+# uidmap: newuidmap/newgidmap for rootless multi-range mappings;
+# podman, conmon, catatonit, containerd, docker.io: the real clients of tests/clients.
 APT_PACKAGES := busybox-static runc crun hyperfine time gcc libcap-dev python3-dev python3-venv \
-                libseccomp2 iproute2 procps golang-github-containers-common uidmap
+                libseccomp2 iproute2 procps golang-github-containers-common uidmap \
+                podman conmon catatonit containerd docker.io
 
 .PHONY: install system venv bundles demo test unit integration lint format bench clean
 
