@@ -109,10 +109,8 @@ def wait_exit(pid: int, timeout: float | None = None) -> bool:
     """Wait for a process that may not be our child to exit (pidfd + poll, no sleep loop)."""
     import select
 
-    from pyoci.linux.syscalls import pidfd_open
-
     try:
-        pidfd = pidfd_open(pid)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return True
     try:
@@ -263,12 +261,10 @@ class Container:
     def _open_fifo(self) -> None:
         import select
 
-        from pyoci.linux.syscalls import pidfd_open
-
         fifo = self._state.fifo_path
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            pidfd = pidfd_open(self.pid)
+            pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
             os.close(fd)
             raise PyociError(
@@ -463,10 +459,10 @@ class Container:
             self._signal_init(signum)
 
     def _signal_init(self, signum: int) -> None:
-        from pyoci.linux.syscalls import pidfd_open, pidfd_send_signal
+        from _signal import pidfd_send_signal  # os/_signal: no ctypes on this hot path
 
         try:
-            pidfd = pidfd_open(self.pid)
+            pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
             raise PyociError(f'container "{self.id}": container not running') from None
         try:

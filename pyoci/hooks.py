@@ -27,8 +27,6 @@ def run_hook(name: str, index: int, hook: dict, state_json: bytes) -> None:
     """Run hooks.<name>[index]; a non-zero exit, a signal or a timeout raises PyociError."""
     import select
 
-    from pyoci.linux.syscalls import pidfd_open
-
     field = f"hooks.{name}[{index}]"
     path = hook["path"]
     args = hook.get("args") or [path]
@@ -55,7 +53,7 @@ def run_hook(name: str, index: int, hook: dict, state_json: bytes) -> None:
     finally:
         os.close(stdin_w)
     timeout = hook.get("timeout")
-    pidfd = pidfd_open(pid)
+    pidfd = os.pidfd_open(pid)
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)

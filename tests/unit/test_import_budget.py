@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Heavy or needless for lifecycle commands: click (~25 ms), jsonschema (~120 ms), pyroute2
 # (~220 ms); re/enum/json (~5 ms: _json, _signal, _socket are used instead).
 FORBIDDEN = {"click", "jsonschema", "pyroute2", "re", "enum", "json", "subprocess", "typing"}
+# state, kill, start: no ctypes either (os.pidfd_open, _signal.pidfd_send_signal suffice).
+NO_CTYPES = ("state", "start", "kill", "list")
 
 PROBE = """
 import sys
@@ -56,6 +58,8 @@ def _modules(argv: list[str], tmp_path: Path) -> set[str]:
 def test_hot_commands_import_nothing_heavy(argv: list[str], tmp_path: Path) -> None:
     loaded = _modules(["--root", str(tmp_path / "root"), *argv], tmp_path)
     assert not (loaded & FORBIDDEN), f"{argv[0]} imported {sorted(loaded & FORBIDDEN)}"
+    if argv[0] in NO_CTYPES:
+        assert "ctypes" not in loaded, f"{argv[0]} imported ctypes"
 
 
 def test_help_still_uses_click(tmp_path: Path) -> None:
