@@ -353,6 +353,8 @@ class Container:
         from pyoci import stats
 
         cgroup = self._require_cgroup("watch")
+        if self.status() == "stopped":
+            raise PyociError(f'container "{self.id}" is not running')
         if once:
             emit(self.stats())
             return
@@ -451,7 +453,8 @@ class Container:
         """Send a signal to the init (or, with all_processes, to every process of the container)."""
         signum = parse_signal(sig)
         status = self.status()
-        if status == "stopped":
+        if status == "stopped" and not (all_processes and self.pids()):
+            # --all still reaches what outlived the init in the cgroup (how shims clean up).
             raise PyociError(f'container "{self.id}": container not running')
         if all_processes:
             self._signal_all(signum)

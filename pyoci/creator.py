@@ -105,7 +105,15 @@ class Creator:
         manager.create()
         self.cgroup = manager
         warn = self.log.warning if self.log is not None else (lambda msg: None)
-        resources.apply(manager, spec.linux.get("resources") or {}, warn)
+        res = dict(spec.linux.get("resources") or {})
+        if res.get("devices") is not None and spec.devices:
+            # linux.devices must be usable, whatever the rules (runc adds them the same way).
+            extra = [
+                {"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"}
+                for d in spec.devices
+            ]
+            res["devices"] = [*res["devices"], *extra]
+        resources.apply(manager, res, warn)
 
     def _container_root_ids(self) -> tuple[int, int]:
         """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""

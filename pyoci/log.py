@@ -52,7 +52,11 @@ class Logger:
             pass
 
     def warning(self, msg: str) -> None:
-        self._write_file("warning", msg)
+        """To the log file when there is one, else stderr: a shim hands `create` the
+        container's own stdio, so a warning there would land in the container's output."""
+        if self.path:
+            self._write_file("warning", msg)
+            return
         try:
             sys.stderr.write(f"pyoci: warning: {msg}\n")
         except OSError:

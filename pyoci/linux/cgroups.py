@@ -47,6 +47,19 @@ def _mounts() -> tuple[dict[str, str], str | None]:
     return v1, v2
 
 
+def _makedirs(directory: str, made: list[str]) -> None:
+    """mkdir -p that records in `made` each directory it created, outermost first (also
+    when a later mkdir fails, so the caller can undo exactly its own work)."""
+    missing = []
+    current = directory
+    while not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for d in reversed(missing):
+        os.mkdir(d)
+        made.append(d)
+
+
 def layout() -> str:
     """`unified`, `hybrid` or `legacy`."""
     v1, v2 = _mounts()
@@ -156,20 +169,26 @@ class Manager:
     # --- lifecycle -----------------------------------------------------------------------------
     def create(self) -> None:
         """mkdir in every hierarchy; on v2 enable the controllers the host offers on the way."""
+        made: list[str] = []
         try:
             for directory in sorted(set(self.dirs.values())):
-                os.makedirs(directory, exist_ok=True)
+                _makedirs(directory, made)
             if "cpuset" in self.dirs:
                 # A new v1 cpuset is empty, and no task may join it until it has cpus and mems.
                 fill_cpuset_parents(self.dirs["cpuset"])
             if self.v2_dir:
-                self._create_v2()
+                self._create_v2(made)
         except OSError as err:
+            for directory in reversed(made):  # undo exactly what we made
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
             raise PyociError(
                 f"linux.cgroupsPath: creating {err.filename}: {err.strerror.lower()}", err.errno
             ) from None
 
-    def _create_v2(self) -> None:
+    def _create_v2(self, made: list[str]) -> None:
         _, v2 = _mounts()
         rel = os.path.relpath(self.v2_dir, v2)
         current = v2
@@ -184,7 +203,9 @@ class Manager:
                 except OSError:
                     pass  # a controller busy with processes here: the rest still works
             current = os.path.join(current, part)
-            os.makedirs(current, exist_ok=True)
+            if not os.path.isdir(current):
+                os.mkdir(current)
+                made.append(current)
 
     def add(self, pid: int) -> None:
         for directory in self.all_dirs():

@@ -126,6 +126,17 @@ def apply(manager, resources: dict, warn=lambda msg: None, prefix: str = "linux.
 
 def _memory(w: Writer, mem: dict, field: str) -> None:
     limit = mem.get("limit")
+    swap = mem.get("swap")
+    d1 = w.v1("memory")
+    # v1 refuses memory > memory+swap: when raising both, swap goes first (runc's order).
+    raising = (
+        bool(d1)
+        and limit is not None
+        and (limit < 0 or limit > _current(d1, "memory.limit_in_bytes"))
+    )
+    swap_first = bool(d1 and swap is not None and limit is not None and (swap < 0 or raising))
+    if swap_first:
+        _memory_swap(w, swap, limit, field)
     if limit is not None:
         w.either(f"{field}.limit", "memory", "memory.limit_in_bytes", limit, "memory.max",
                  MAX_V2 if limit < 0 else limit)  # fmt: skip
@@ -133,14 +144,8 @@ def _memory(w: Writer, mem: dict, field: str) -> None:
         r = mem["reservation"]
         w.either(f"{field}.reservation", "memory", "memory.soft_limit_in_bytes", r,
                  "memory.low", MAX_V2 if r < 0 else r)  # fmt: skip
-    if mem.get("swap") is not None:
-        swap = mem["swap"]
-        if w.v1("memory"):
-            w.either(f"{field}.swap", "memory", "memory.memsw.limit_in_bytes", swap, None, None,
-                     optional=True)  # fmt: skip
-        else:
-            v2 = MAX_V2 if swap < 0 else max(swap - (limit or 0), 0)
-            w.either(f"{field}.swap", "memory", "", None, "memory.swap.max", v2, optional=True)
+    if swap is not None and not swap_first:
+        _memory_swap(w, swap, limit, field)
     if mem.get("swappiness") is not None:
         w.either(f"{field}.swappiness", "memory", "memory.swappiness", mem["swappiness"], None,
                  None, optional=True)  # fmt: skip
@@ -153,6 +158,23 @@ def _memory(w: Writer, mem: dict, field: str) -> None:
     for key in ("kernel", "kernelTCP"):
         if mem.get(key) is not None:
             w.warn(f"{field}.{key}: kernel memory limits are deprecated and ignored")
+
+
+def _current(directory: str, name: str) -> int:
+    try:
+        with open(os.path.join(directory, name)) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def _memory_swap(w: Writer, swap: int, limit: int | None, field: str) -> None:
+    if w.v1("memory"):
+        w.either(f"{field}.swap", "memory", "memory.memsw.limit_in_bytes", swap, None, None,
+                 optional=True)  # fmt: skip
+    else:
+        v2 = MAX_V2 if swap < 0 else max(swap - (limit or 0), 0)
+        w.either(f"{field}.swap", "memory", "", None, "memory.swap.max", v2, optional=True)
 
 
 def _cpu(w: Writer, cpu: dict, field: str) -> None:
@@ -232,6 +254,9 @@ DEFAULT_ALLOWED = [
     {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
     {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rwm"},
+    # mknod of any node (what a node may then be used for is still governed by the rules)
+    {"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
+    {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"},
 ]
 
 
