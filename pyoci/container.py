@@ -262,14 +262,19 @@ class Container:
         import select
 
         fifo = self._state.fifo_path
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # The pidfd first: once the fifo is open the init may run, exec, exit and be reaped
+        # before we look at it, and a short-lived container is not a failed start.
         try:
             pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
-            os.close(fd)
             raise PyociError(
                 f'cannot start container "{self.id}": its process has exited'
             ) from None
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            os.close(pidfd)
+            raise
         try:
             poller = select.poll()
             poller.register(fd, select.POLLIN)

@@ -154,7 +154,10 @@ class Creator:
 
     def _handshake(self, sock: socket.socket) -> None:
         hooks_pending = False
+        ready = False
         while True:
+            if ready and self.init_pid:
+                return
             if hooks_pending and self.init_pid:
                 hooks_pending = False
                 self._run_create_hooks(sock)
@@ -176,7 +179,11 @@ class Creator:
             elif message == process.HOOKS:
                 hooks_pending = True  # run once the init's pid is known (C1 may lag)
             elif message == process.READY:
-                return
+                # Stage 1's PID message and the init's READY travel on one socket from two
+                # processes: READY can come first. Keep reading until the pid is known.
+                ready = True
+                if self.init_pid:
+                    return
             elif message.startswith(process.ERROR):
                 process.raise_child_error(message)
             else:
