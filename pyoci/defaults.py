@@ -105,17 +105,14 @@ def default_spec(rootless: bool = False) -> dict:
         linux = config["linux"]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+        # A network namespace of its own (loopback only): the user owns it, so sysfs can be
+        # mounted and lo brought up; no cgroups to manage without delegation.
         linux["namespaces"] = [
-            {"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")
+            {"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
         ]
         del linux["resources"]
-        # An unprivileged user cannot mount sysfs without a network namespace of its own, nor
-        # set gid= on devpts it does not map: bind the host's /sys, drop the gid option.
+        # devpts' gid=5 names a group the single mapping does not contain.
         for mount in config["mounts"]:
-            if mount["destination"] == "/sys":
-                mount.update(
-                    type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"]
-                )
             if mount["type"] == "devpts":
                 mount["options"] = [o for o in mount["options"] if o != "gid=5"]
         config["mounts"] = [m for m in config["mounts"] if m["type"] != "cgroup"]

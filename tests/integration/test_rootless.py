@@ -146,6 +146,17 @@ def test_unprivileged_user_becomes_root_with_all_caps_in_its_namespace(rootless,
     assert "Permission denied" in result.stderr
 
 
+def test_network_namespace_with_loopback_up(rootless):
+    config = rootless.spec(["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/flags"])
+    assert {"type": "network"} in config["linux"]["namespaces"]
+    rootless.write(config)
+    result = rootless("run", "net")
+    assert result.returncode == 0, result.stderr
+    interfaces, flags = result.stdout.split()
+    assert interfaces == "lo"
+    assert int(flags, 16) & 0x1, "lo must be up"
+
+
 def test_state_root_is_under_xdg_runtime_dir(rootless):
     rootless.write(rootless.spec(["sleep", "100"]))
     assert rootless("create", "c1").returncode == 0
