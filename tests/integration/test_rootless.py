@@ -117,8 +117,24 @@ class Rootless:
         return left
 
 
+@pytest.fixture(scope="module")
+def reachable_checkout():
+    """The unprivileged user must reach the checkout's pyoci (a CI clone may sit in a 0700
+    temp dir): add o+x to the ancestors that lack it, and put the modes back afterwards."""
+    changed = []
+    path = Path(pyoci_path()).resolve().parent
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            directory.chmod((mode & 0o7777) | 0o001)
+            changed.append((directory, mode & 0o7777))
+    yield
+    for directory, mode in changed:
+        directory.chmod(mode)
+
+
 @pytest.fixture
-def rootless(user):
+def rootless(user, reachable_checkout):
     workspace = Rootless(user)
     yield workspace
     assert workspace.cleanup() == [], "containers left behind"
