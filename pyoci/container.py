@@ -253,9 +253,11 @@ class Container:
             from pyoci import hooks
             from pyoci.log import Logger
 
-            state = {
-                k: v for k, v in self.state().items() if k not in ("rootfs", "created", "owner")
-            }
+            extras = ("rootfs", "created", "owner")  # runc's additions, not the spec's state
+            state = {k: v for k, v in self.state().items() if k not in extras}
+            # The init's pid even if it already exited (a short-lived process can be gone
+            # before poststart runs); the status is set by the hook's name.
+            state["pid"] = self.pid
             hooks.run_hooks(name, hooks_config, state, True, log or Logger(None))
 
     def _open_fifo(self) -> None:
