@@ -19,17 +19,13 @@ that is already gone.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +34,7 @@ from pathlib import Path
 
 import pytest
 from images import ROOTFS, TAG, build_busybox_archive
+from ptyrun import run_in_pty
 
 pytestmark = pytest.mark.clients
 
@@ -180,43 +177,6 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
-
-
-def run_in_pty(argv: list[str], env: dict[str, str], timeout: float = TIMEOUT) -> tuple[int, str]:
-    """Run argv with a new pty (80x24) as its stdin/stdout/stderr: (exit code, all output)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-    finally:
-        os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise AssertionError(f"timeout: {argv}\n{b''.join(chunks)!r}")
-            exited = proc.poll() is not None  # before select: nothing is lost after exit
-            ready, _, _ = select.select([master], [], [], min(remaining, 0.5))
-            if not ready:
-                if exited:
-                    break
-                continue
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: every slave fd is closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return proc.wait(timeout=TIMEOUT), b"".join(chunks).decode(errors="replace")
-    finally:
-        os.close(master)
 
 
 # --- the private containerd ----------------------------------------------------------------------

@@ -25,15 +25,12 @@ calls the runtime (the task is left behind, with runc as with pyoci).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
 import tempfile
-import termios
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +38,7 @@ from pathlib import Path
 import pytest
 from conftest import host_mount_points, pyoci_path
 from images import ROOTFS, TAG, build_busybox_archive
+from ptyrun import run_in_pty
 
 pytestmark = pytest.mark.clients
 
@@ -407,49 +405,6 @@ def host_cgroup_file(pid: int, controller: str, v1_name: str, v2_name: str) -> P
     raise AssertionError(f"pid {pid} has no {controller} cgroup:\n" + "\n".join(lines))
 
 
-def run_in_pty(argv: list[str], env: dict, timeout: float = TIMEOUT) -> tuple[int, str]:
-    """Run `argv` with a pty as its controlling terminal and stdio; (exit code, output)."""
-    master, slave = os.openpty()
-
-    def make_ctty() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-            preexec_fn=make_ctty,
-        )
-    finally:
-        os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:  # EIO: every slave fd is closed
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, b"".join(chunks).decode(errors="replace")
-
-
 # --- scenarios -----------------------------------------------------------------------------------
 def test_run_rm_output_and_exit_code(docker: Docker, containers: Containers, runtime: str):
     name = containers.new_name()
@@ -503,7 +458,7 @@ def test_tty(docker: Docker, containers: Containers):
         f"unix://{docker.sock}",
         *containers.run_argv("--rm", "-t", TAG, "sh", "-c", script),
     ]
-    code, output = run_in_pty(argv, docker.env)
+    code, output = run_in_pty(argv, docker.env, TIMEOUT)
     output = output.replace("\r", "")  # two terminals (ours, the container's) each add a CR
     assert code == 4, output
     assert re.search(r"^/dev/pts/\d+$", output, re.M), output

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from images import ROOTFS, TAG, build_busybox_archive
+from ptyrun import run_in_pty
 
 pytestmark = pytest.mark.clients
 
@@ -259,42 +259,6 @@ def podman(request: pytest.FixtureRequest, world: PodmanWorld, tmp_path: Path) -
     yield client
     leftovers = client.cleanup()
     assert not leftovers, "cgroups left behind after podman rm:\n  " + "\n  ".join(leftovers)
-
-
-def run_in_pty(argv: list[str], env: dict[str, str], timeout: float = TIMEOUT) -> tuple[int, str]:
-    """Run argv with a new pty as its stdin/stdout/stderr; return (exit code, all output)."""
-    master, slave = os.openpty()
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-    finally:
-        os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"timeout: {argv}\n{b''.join(chunks)!r}")
-            exited = proc.poll() is not None  # before select: nothing is lost after exit
-            ready, _, _ = select.select([master], [], [], min(remaining, 0.5))
-            if not ready:
-                if exited:
-                    break
-                continue
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: every slave fd is closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return proc.wait(timeout=TIMEOUT), b"".join(chunks).decode(errors="replace")
-    finally:
-        os.close(master)
 
 
 # --- scenarios -----------------------------------------------------------------------------------
