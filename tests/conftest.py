@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +56,34 @@ def _unescape_mountinfo(field: str) -> str:
             out.append(field[i])
             i += 1
     return "".join(out)
+
+
+def live_processes() -> Iterator[tuple[int, bytes]]:
+    """(pid, raw NUL-separated command line) of every live process but this one; zombies
+    are skipped (they hold nothing and cannot be killed)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            if stat[stat.rindex(b")") + 2 :].startswith(b"Z"):
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        yield int(name), cmdline
+
+
+def shown_cmdline(cmdline: bytes) -> str:
+    return cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
+
+
+def processes_mentioning(text: str) -> dict[int, str]:
+    """pid → command line of every live process whose command line contains `text`."""
+    needle = text.encode()
+    return {pid: shown_cmdline(cmd) for pid, cmd in live_processes() if needle in cmd}
 
 
 def host_mount_points() -> list[str]:
@@ -255,27 +283,18 @@ class Pyoci:
         root = str(self.root).encode()
         marker = f"{MARKER_ENV}={self.marker}".encode()
         found = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == os.getpid():
-                continue
+        for pid, cmdline in live_processes():
             try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-                if stat[stat.rindex(b")") + 2 :].startswith(b"Z"):
-                    continue
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    cmdline = f.read()
-                with open(f"/proc/{name}/environ", "rb") as f:
+                with open(f"/proc/{pid}/environ", "rb") as f:
                     environ = f.read().split(b"\0")
-                with open(f"/proc/{name}/comm") as f:
+                with open(f"/proc/{pid}/comm") as f:
                     comm = f.read().strip()
             except OSError:
                 continue
             args = cmdline.split(b"\0")
             ours_by_root = any(a == root or a == b"--root=" + root for a in args)
             if ours_by_root or marker in environ:
-                shown = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
-                found[int(name)] = f"{comm}: {shown}"
+                found[pid] = f"{comm}: {shown_cmdline(cmdline)}"
         return found
 
     def our_mounts(self) -> list[str]:

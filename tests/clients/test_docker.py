@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import host_mount_points, pyoci_path
+from conftest import host_mount_points, processes_mentioning, pyoci_path
 from images import ROOTFS, TAG, build_busybox_archive
 from ptyrun import run_in_pty
 
@@ -200,22 +200,7 @@ class Docker:
     def processes(self) -> dict[int, str]:
         """Live processes with our tmp dir on their command line (dockerd, its containerd, the
         shims, a runtime), and processes in our containers' cgroups."""
-        top = str(self.top).encode()
-        found = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-                if stat[stat.rindex(b")") + 2 :].startswith(b"Z"):
-                    continue
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    cmdline = f.read()
-            except OSError:
-                continue
-            if top in cmdline:
-                found[int(name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
+        found = processes_mentioning(str(self.top))
         for cgroup in self.cgroup_dirs():
             for procs in cgroup.rglob("cgroup.procs"):
                 try:

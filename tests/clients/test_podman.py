@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import host_mount_points, processes_mentioning
 from images import ROOTFS, TAG, build_busybox_archive
 from ptyrun import run_in_pty
 
@@ -50,32 +51,6 @@ pyoci = ["{pyoci}"]
 TRAP_TERM = 'trap "echo got-TERM" TERM; echo ready; while :; do sleep 0.1; done'
 # A container that exits 0 on TERM, so `podman stop` need not wait for its timeout.
 STOPPABLE = 'trap "exit 0" TERM; echo ready; while :; do sleep 0.1; done'
-
-
-def _mount_points() -> list[str]:
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            field = line.split()[4]
-            # mountinfo escapes space, tab, newline and backslash as \ooo
-            points.append(field.encode().decode("unicode_escape"))
-    return points
-
-
-def _processes_mentioning(text: str) -> dict[int, str]:
-    """pid → command line of every live process whose command line contains `text`."""
-    found, needle = {}, text.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if needle in cmdline:
-            found[int(name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
-    return found
 
 
 class PodmanWorld:
@@ -134,15 +109,15 @@ class PodmanWorld:
         # conmon and `podman container cleanup` (run by conmon when a container exits) name
         # our directories on their command lines: give them a moment, then kill them.
         deadline = time.monotonic() + 10
-        while _processes_mentioning(str(self.top)) and time.monotonic() < deadline:
+        while processes_mentioning(str(self.top)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        for pid in _processes_mentioning(str(self.top)):
+        for pid in processes_mentioning(str(self.top)):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
         top = str(self.top)
-        for point in reversed(_mount_points()):
+        for point in reversed(host_mount_points()):
             if point == top or point.startswith(top + "/"):
                 subprocess.run(["umount", "-l", point], check=False, capture_output=True)
         shutil.rmtree(self.top, ignore_errors=True)

@@ -557,12 +557,9 @@ RECURSIVE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "option,shown,not_shown", RECURSIVE_CASES, ids=[c[0] for c in RECURSIVE_CASES]
-)
-def test_recursive_attribute_reaches_the_submount(
-    pyoci, bundle, new_id, host_tree, option, shown, not_shown
-):
+def _rbind_with(pyoci, bundle, new_id, host_tree, option: str) -> dict:
+    """Mountinfo (by mount point) of a container where `host_tree`, which holds a submount,
+    is rbind-mounted at /tmp/r with `option`."""
     b = bundle("cat /proc/self/mountinfo")
     add_mounts(
         b,
@@ -574,7 +571,16 @@ def test_recursive_attribute_reaches_the_submount(
             "options": ["rbind", option],
         },
     )
-    mounts = parse_mountinfo(run_ok(pyoci, b, new_id()))
+    return parse_mountinfo(run_ok(pyoci, b, new_id()))
+
+
+@pytest.mark.parametrize(
+    "option,shown,not_shown", RECURSIVE_CASES, ids=[c[0] for c in RECURSIVE_CASES]
+)
+def test_recursive_attribute_reaches_the_submount(
+    pyoci, bundle, new_id, host_tree, option, shown, not_shown
+):
+    mounts = _rbind_with(pyoci, bundle, new_id, host_tree, option)
     for point in ("/tmp/r", "/tmp/r/sub"):
         if shown:
             assert shown in mounts[point].options, mounts[point]
@@ -672,18 +678,7 @@ def test_per_mount_slave_propagation(pyoci, bundle, new_id, tmp_path):
 def test_recursive_propagation_reaches_the_submount(
     pyoci, bundle, new_id, host_tree, option, expected
 ):
-    b = bundle("cat /proc/self/mountinfo")
-    add_mounts(
-        b,
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
-        {
-            "destination": "/tmp/r",
-            "type": "bind",
-            "source": str(host_tree),
-            "options": ["rbind", option],
-        },
-    )
-    mounts = parse_mountinfo(run_ok(pyoci, b, new_id()))
+    mounts = _rbind_with(pyoci, bundle, new_id, host_tree, option)
     for point in ("/tmp/r", "/tmp/r/sub"):
         fields = optional_fields(mounts[point])
         if expected is None:
