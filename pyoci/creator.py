@@ -108,9 +108,17 @@ class Creator:
         res = dict(spec.linux.get("resources") or {})
         if res.get("devices") is not None and spec.devices:
             # linux.devices must be usable, whatever the rules (runc adds them the same way).
+            # `u` (unbuffered) is a character device to the kernel; a fifo (`p`) needs no rule.
             extra = [
-                {"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"}
+                {
+                    "allow": True,
+                    "type": "c" if d.type == "u" else d.type,
+                    "major": d.major,
+                    "minor": d.minor,
+                    "access": "rwm",
+                }
                 for d in spec.devices
+                if d.type != "p"
             ]
             res["devices"] = [*res["devices"], *extra]
         resources.apply(manager, res, warn)

@@ -261,21 +261,60 @@ DEFAULT_ALLOWED = [
 
 
 def _devices(w: Writer, rules: list | None, field: str) -> None:
-    """v1 devices cgroup: deny all, then the rules in order (runc's semantics). On a cgroup2
-    host the same rules need a BPF program, which pyoci does not build yet: a warning."""
+    """Deny all, then the rules in order, then the defaults (runc's semantics): written to the
+    v1 devices cgroup where the host has one, else compiled to a BPF device program for the
+    cgroup2 directory (see linux/devicefilter.py)."""
     if rules is None:
         return
+    _check_device_rules(rules, field)
+    full = [{"allow": False, "type": "a"}, *rules, *DEFAULT_ALLOWED]
     d1 = w.v1("devices")
     if not d1:
-        if rules:
-            w.warn(f"{field}: device rules on cgroup v2 (BPF) are not supported yet: ignored")
+        if w.m.v2_dir:
+            _devices_bpf(w.m.v2_dir, full, field)
+        elif rules:
+            w.warn(f"{field}: no devices cgroup on this host: ignored")
         return
-    w.write(field, d1, "devices.deny", "a")
-    for i, rule in enumerate([*rules, *DEFAULT_ALLOWED]):
-        where = f"{field}[{i}]" if i < len(rules) else f"{field} (default device)"
+    for i, rule in enumerate(full):
+        if i == 0 or i > len(rules):
+            where = field if i == 0 else f"{field} (default device)"
+        else:
+            where = f"{field}[{i - 1}]"
         kind = rule.get("type") or "a"
         major = "*" if rule.get("major") in (None, -1) else rule["major"]
         minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
         access = rule.get("access") or "rwm"
         line = f"{kind} {major}:{minor} {access}" if kind != "a" else "a"
         w.write(where, d1, "devices.allow" if rule.get("allow") else "devices.deny", line)
+
+
+def _check_device_rules(rules: object, field: str) -> None:
+    """What v1 would refuse with EINVAL (and the BPF compiler cannot express), named."""
+    if not isinstance(rules, list):
+        raise PyociError(f"{field}: must be an array")
+    for i, rule in enumerate(rules):
+        where = f"{field}[{i}]"
+        if not isinstance(rule, dict):
+            raise PyociError(f"{where}: must be an object")
+        if rule.get("type", "a") not in ("a", "b", "c"):
+            raise PyociError(f"{where}.type: must be a, b or c, not {rule['type']!r}")
+        for key in ("major", "minor"):
+            value = rule.get(key)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or not -1 <= value < 2**32
+            ):
+                raise PyociError(f"{where}.{key}: must be a device number or -1, not {value!r}")
+        access = rule.get("access", "rwm")
+        if not isinstance(access, str) or set(access) - set("rwm"):
+            raise PyociError(f"{where}.access: must be letters of rwm, not {access!r}")
+
+
+def _devices_bpf(directory: str, rules: list[dict], field: str) -> None:
+    from pyoci.linux import devicefilter
+
+    try:
+        devicefilter.install(directory, devicefilter.emulate(rules))
+    except OSError as err:
+        raise PyociError(
+            f"{field}: installing the BPF device filter on {directory}: {err.strerror}", err.errno
+        ) from None

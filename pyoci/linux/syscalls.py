@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -91,6 +92,7 @@ NR_PIDFD_OPEN = 434
 NR_CLOSE_RANGE = 436
 NR_OPENAT2 = 437
 NR_MOUNT_SETATTR = 442
+NR_BPF = {"x86_64": 321, "aarch64": 280}.get(_MACHINE, 321)
 
 _MIN_KERNEL = {
     NR_OPENAT2: "openat2 (Linux 5.6)",
@@ -100,7 +102,18 @@ _MIN_KERNEL = {
     NR_PIDFD_OPEN: "pidfd_open (Linux 5.3)",
     NR_PIDFD_SEND_SIGNAL: "pidfd_send_signal (Linux 5.1)",
     NR_CLOSE_RANGE: "close_range (Linux 5.9)",
+    NR_BPF: "bpf (Linux 3.18, CONFIG_BPF_SYSCALL)",
 }
+
+# --- bpf(2) (linux/bpf.h) ----------------------------------------------------------------------
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6  # attach type
+BPF_F_ALLOW_MULTI = 1 << 1
 
 _c_char_p = ctypes.c_char_p
 _c_int = ctypes.c_int
@@ -307,3 +320,63 @@ def set_process_name(name: str) -> None:
     """PR_SET_NAME, so `ps` shows the stage (`pyoci:[2:INIT]`), as runc and youki do."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
     _check(_libc.prctl(PR_SET_NAME, ctypes.cast(buf, _c_void_p).value or 0, 0, 0, 0))
+
+
+# --- bpf(2): union bpf_attr is filled by offset (linux/bpf.h), the rest left zero ------------
+_BPF_ATTR_SIZE = 128
+
+
+def _bpf(cmd: int, attr: ctypes.Array) -> int:
+    return _syscall(NR_BPF, _c_int(cmd), attr, ctypes.c_uint(_BPF_ATTR_SIZE))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:
+    """BPF_PROG_LOAD: a CLOEXEC fd of the verified program. A rejected program is loaded
+    once more with the verifier's log on (not the first time: a log too small for a valid
+    program fails the load with ENOSPC), and that log is the OSError's message."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
+                     ctypes.addressof(lic))  # fmt: skip
+    try:
+        return _bpf(BPF_PROG_LOAD, attr)
+    except OSError as err:
+        first = err
+    log = ctypes.create_string_buffer(1 << 16)
+    struct.pack_into("<IIQ", attr, 24, 1, len(log), ctypes.addressof(log))
+    try:
+        os.close(_bpf(BPF_PROG_LOAD, attr))
+    except OSError:
+        pass
+    detail = "; ".join(log.value.decode(errors="replace").strip().splitlines()[-3:])
+    raise OSError(first.errno, f"{first.strerror}: {detail}" if detail else first.strerror)
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int) -> None:
+    """BPF_PROG_ATTACH of `prog_fd` to the cgroup directory `target_fd`."""
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr)
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<III", attr, 0, target_fd, prog_fd, attach_type)
+    _bpf(BPF_PROG_DETACH, attr)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """BPF_PROG_QUERY: ids of the programs attached directly to the cgroup `target_fd`."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), 64)
+    _bpf(BPF_PROG_QUERY, attr)
+    (count,) = struct.unpack_from("<I", attr, 24)
+    return list(ids[:count])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<I", attr, 0, prog_id)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
