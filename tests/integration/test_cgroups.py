@@ -831,6 +831,30 @@ def test_v2_bad_device_rule_fails_create_cleanly(pyoci_v2, bundle, new_id):
                  "linux.resources.devices[0].type")  # fmt: skip
 
 
+def test_v2_operations_on_a_pure_v2_host(pyoci_v2, bundle, new_id):
+    """pause/resume through cgroup.freeze, ps and kill --all through cgroup.procs, and delete
+    removing the directory, with nothing but cgroup2 mounted."""
+    cid = new_id("ops2")
+    pid = start_sleeper(pyoci_v2, bundle, cid, args="sleep 100 & exec sleep 100")
+    directory = v2_dir(cid)
+    assert pid in cgroup_procs(directory)
+    assert pyoci_v2("pause", cid).returncode == 0
+    assert read(os.path.join(directory, "cgroup.freeze")) == "1"
+    assert pyoci_v2.state(cid)["status"] == "paused"
+    assert pyoci_v2("resume", cid).returncode == 0
+    assert read(os.path.join(directory, "cgroup.freeze")) == "0"
+    assert pyoci_v2.state(cid)["status"] == "running"
+    listed = pyoci_v2("ps", "--format", "json", cid)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(json.loads(listed.stdout)) == sorted(cgroup_procs(directory))
+    assert len(json.loads(listed.stdout)) == 2
+    assert pyoci_v2("kill", "--all", cid, "KILL").returncode == 0
+    wait_for(lambda: not cgroup_procs(directory), "the cgroup to empty")
+    pyoci_v2.wait_status(cid, "stopped")
+    assert pyoci_v2("delete", cid).returncode == 0
+    assert not os.path.exists(directory)
+
+
 PROBE_SCRIPT = """
 for t in c b; do for n in "1 3" "240 0" "240 7"; do
   set -- $n; node=/dev/p-$t-$1-$2; mknod $node $t $1 $2
