@@ -17,10 +17,10 @@ import os
 
 from pyoci import jsonfast, process
 from pyoci.errors import PyociError
+from pyoci.linux import cgroupjoin
 from pyoci.spec import Process
 
 # setns order: user first (it grants the rights for the rest), mount last.
-GO = b"GO"
 NS_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt")
 
 
@@ -151,6 +151,7 @@ class ExecPlan:
         from pyoci.linux.cgroupfs import process_cgroup_dirs
 
         self.cgroup_dirs = process_cgroup_dirs(init_pid)
+        self.cgroup_join: tuple[list[str], str | None] | None = None  # set in the child
 
     def close(self) -> None:
         for _, fd in self.ns_fds:
@@ -165,8 +166,8 @@ def _stage1(plan: ExecPlan, sock) -> None:
     try:
         sc.set_process_name("pyoci:[1:EXEC]")
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)
-        if sock.recv(16) != GO:  # the parent moves us into the container's cgroups first
-            os._exit(1)
+        if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
+            cgroupjoin.join_self(*plan.cgroup_join, field="exec")
         for name, fd in plan.ns_fds:
             try:
                 sc.setns(fd, 0)
@@ -211,17 +212,18 @@ def spawn(plan: ExecPlan) -> int:
     """Start the process; return its host pid once execve succeeded."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = 0
-    stage1 = os.fork()
+    # Into the init's cgroups without the kernel's migration lock (pyoci.linux.cgroupjoin):
+    # born in its cgroup2 directory, then the child joins the v1 hierarchies itself.
+    v1_dirs, v2_dir = plan.cgroup_dirs
+    stage1, in_v2 = cgroupjoin.fork_into(v2_dir)
     if stage1 == 0:
         parent_sock.close()
+        if v1_dirs or v2_dir:
+            plan.cgroup_join = (v1_dirs, None if in_v2 else v2_dir)
         _stage1(plan, child_sock)
     child_sock.close()
     plan.close()
     try:
-        from pyoci.linux.cgroupfs import join_cgroups
-
-        join_cgroups(stage1, plan.cgroup_dirs)
-        parent_sock.send(GO)
         while True:
             message = parent_sock.recv(65536)
             if not message:

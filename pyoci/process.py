@@ -4,7 +4,8 @@
  P (pyoci create)                     C1 "pyoci:[1:C1]"              C2 "pyoci:[2:INIT]"
  ─────────────────                    ─────────────────              ─────────────────
  plan everything, open ns paths
- fork ───────────────────────────────▶ join/create user ns
+ fork (born in the cgroup2 dir) ─────▶ join the v1 cgroups itself
+                                      join/create user ns
  ◀────────────── USERNS_READY ──────── (only for a new user ns)
  write uid_map/gid_map ── MAPPED ────▶
                                       setns paths, unshare the rest
@@ -33,14 +34,13 @@ import os
 from pyoci import hooks, jsonfast
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
-from pyoci.linux import devices, mounts, namespaces, rootfs, sched
+from pyoci.linux import cgroupjoin, devices, mounts, namespaces, rootfs, sched
 from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import make_in_root
 
 USERNS_READY = b"USERNS_READY"
 HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
 HOOKS_DONE = b"HOOKS_DONE"
-GO = b"GO"  # P → C1: you are in the container's cgroup, go on
 MAPPED = b"MAPPED"
 PID = b"PID"
 READY = b"READY"
@@ -74,6 +74,8 @@ class InitPlan:
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.state_fd = -1  # opened by the parent right before the fork
+        # (v1 dirs, v2 dir unless born there) for stage 1 to join; set in the forked child.
+        self.cgroup_join: tuple[list[str], str | None] | None = None
         # Hooks the runtime runs during create, or that the init runs (createContainer,
         # startContainer): either way the init needs the state, sent in the handshake.
         self.runs_hooks = any(
@@ -229,8 +231,8 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
     try:
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if sock.recv(16) != GO:
-            os._exit(1)
+        if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
+            cgroupjoin.join_self(*plan.cgroup_join, field="linux.cgroupsPath")
         ns = plan.ns
         if ns.user_fd is not None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)

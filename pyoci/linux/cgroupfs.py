@@ -82,32 +82,22 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
     return binds
 
 
-def process_cgroup_dirs(pid: int) -> list[str]:
-    """Host directories of every cgroup `pid` is in that differ from ours: where an exec'd
-    process must be moved to share the container's limits and accounting."""
+def process_cgroup_dirs(pid: int) -> tuple[list[str], str | None]:
+    """Host directories of every cgroup `pid` is in that differ from ours, as (v1 dirs, the
+    cgroup2 dir): where an exec'd process must go to share the container's limits."""
     theirs, ours = _own_cgroups(pid), _own_cgroups()
     if is_unified_host():
         path = theirs.get("")
-        return (
-            [os.path.join(CGROUP_ROOT, path.lstrip("/"))] if path and path != ours.get("") else []
-        )
+        v2 = os.path.join(CGROUP_ROOT, path.lstrip("/")) if path and path != ours.get("") else None
+        return [], v2
     differing = {k: v for k, v in theirs.items() if ours.get(k) != v}
-    return [host_dir for host_dir, _ in plan_cgroup_binds(differing)] if differing else []
-
-
-def join_cgroups(pid: int, dirs: list[str]) -> None:
-    """Move `pid` into each directory's cgroup.procs."""
-    for directory in dirs:
-        try:
-            fd = os.open(os.path.join(directory, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(pid).encode())
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise PyociError(
-                f"exec: joining cgroup {directory}: {err.strerror.lower()}", err.errno
-            ) from None
+    v1_dirs, v2_dir = [], None
+    for host_dir, _ in plan_cgroup_binds(differing) if differing else []:
+        if os.path.exists(os.path.join(host_dir, "tasks")):  # only v1 directories have it
+            v1_dirs.append(host_dir)
+        else:
+            v2_dir = host_dir
+    return v1_dirs, v2_dir
 
 
 def mount_cgroupfs(root_fd: int, op) -> None:

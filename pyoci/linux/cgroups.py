@@ -207,19 +207,11 @@ class Manager:
                 os.mkdir(current)
                 made.append(current)
 
-    def add(self, pid: int) -> None:
-        for directory in self.all_dirs():
-            try:
-                with open(os.path.join(directory, "cgroup.procs"), "w") as f:
-                    f.write(str(pid))
-            except OSError as err:
-                raise PyociError(
-                    f"linux.cgroupsPath: adding {pid} to {directory}: {err.strerror.lower()}",
-                    err.errno,
-                ) from None
+    def v1_dirs(self) -> list[str]:
+        return sorted(set(self.dirs.values()))
 
     def all_dirs(self) -> list[str]:
-        out = sorted(set(self.dirs.values()))
+        out = self.v1_dirs()
         if self.v2_dir:
             out.append(self.v2_dir)
         return out

@@ -93,6 +93,7 @@ NR_CLOSE_RANGE = 436
 NR_OPENAT2 = 437
 NR_MOUNT_SETATTR = 442
 NR_BPF = {"x86_64": 321, "aarch64": 280}.get(_MACHINE, 321)
+NR_CLONE3 = 435
 
 _MIN_KERNEL = {
     NR_OPENAT2: "openat2 (Linux 5.6)",
@@ -103,7 +104,11 @@ _MIN_KERNEL = {
     NR_PIDFD_SEND_SIGNAL: "pidfd_send_signal (Linux 5.1)",
     NR_CLOSE_RANGE: "close_range (Linux 5.9)",
     NR_BPF: "bpf (Linux 3.18, CONFIG_BPF_SYSCALL)",
+    NR_CLONE3: "clone3 (Linux 5.3)",
 }
+
+CLONE_INTO_CGROUP = 0x200000000
+SIGCHLD = 17
 
 # --- bpf(2) (linux/bpf.h) ----------------------------------------------------------------------
 BPF_PROG_LOAD = 5
@@ -133,6 +138,13 @@ _libc.setdomainname.restype = _c_int
 _libc.prctl.argtypes = [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
 _libc.prctl.restype = _c_int
 _libc.syscall.restype = ctypes.c_long
+# The same syscall(2) called with the GIL held (PyDLL): what a fork must be, as os.fork is.
+_syscall_gil = ctypes.PyDLL(None, use_errno=True).syscall
+_syscall_gil.restype = ctypes.c_long
+_pyapi = ctypes.pythonapi
+for _name in ("PyOS_BeforeFork", "PyOS_AfterFork_Parent", "PyOS_AfterFork_Child"):
+    getattr(_pyapi, _name).argtypes = []
+    getattr(_pyapi, _name).restype = None
 
 
 class OpenHow(ctypes.Structure):
@@ -380,3 +392,24 @@ def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
     struct.pack_into("<I", attr, 0, prog_id)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork(), but the child is born in the cgroup2 directory `cgroup_fd`
+    (clone3 with CLONE_INTO_CGROUP, Linux 5.7): no migration, so none of its costs (see
+    pyoci.linux.cgroupjoin). Python's own fork bookkeeping is done through the C API made for
+    forks that do not go through os.fork (PyOS_BeforeFork / PyOS_AfterFork_*)."""
+    args = struct.pack("<11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    buf = ctypes.create_string_buffer(args, len(args))
+    _pyapi.PyOS_BeforeFork()
+    pid = _syscall_gil(ctypes.c_long(NR_CLONE3), buf, ctypes.c_size_t(len(args)))
+    if pid == 0:
+        _pyapi.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    _pyapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        if err == 38:
+            raise OSError(err, f"{_MIN_KERNEL[NR_CLONE3]} is not available on this kernel")
+        raise OSError(err, os.strerror(err))
+    return pid

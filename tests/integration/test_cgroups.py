@@ -447,6 +447,45 @@ def test_placement(pyoci, bundle, new_id, case):
         assert not os.path.exists(directory), directory
 
 
+# Runs the rest of argv with clone3 failing ENOSYS, as on an old kernel or in a sandbox whose
+# seccomp profile predates it (pyoci's own filter library: a real filter, not a mock).
+NO_CLONE3 = (
+    "import errno, os, sys, pyseccomp as s; f = s.SyscallFilter(s.ALLOW); "
+    "f.add_rule(s.ERRNO(errno.ENOSYS), 'clone3'); f.load(); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def test_placement_and_exec_where_clone3_is_refused(pyoci, bundle, new_id):
+    """pyoci starts stage 1 inside the cgroup2 directory with clone3(CLONE_INTO_CGROUP); where
+    that is refused it falls back to moving itself: the same cgroups for the init and for an
+    exec'd process."""
+    import sys
+
+    cid = new_id("nc3")
+    plain = pyoci.argv
+    pyoci.argv = lambda args, global_args=(): [sys.executable, "-c", NO_CLONE3,
+                                               *plain(args, global_args)]  # fmt: skip
+    b = bundle(ready_script("cat /proc/self/cgroup"))
+    paths = expected_paths(f"/pyoci/{cid}")
+    with running(pyoci, b, cid) as live:
+        seen = dict(line.split(":", 2)[1:] for line in live.stdout.splitlines() if ":" in line)
+        assert seen == paths, live.stdout
+        result = pyoci("exec", cid, "cat", "/proc/self/cgroup")
+        assert result.returncode == 0, result.stderr
+        seen = dict(line.split(":", 2)[1:] for line in result.stdout.splitlines())
+        assert seen == paths, result.stdout
+
+
+def test_exec_joins_every_cgroup_of_the_init(pyoci, bundle, new_id):
+    cid = new_id("ex")
+    paths = expected_paths(f"/pyoci/{cid}")
+    with running(pyoci, bundle(ready_script("true")), cid):
+        result = pyoci("exec", cid, "cat", "/proc/self/cgroup")
+        assert result.returncode == 0, result.stderr
+        seen = dict(line.split(":", 2)[1:] for line in result.stdout.splitlines())
+        assert seen == paths, result.stdout
+
+
 def test_systemd_path_must_have_three_parts(pyoci, bundle, new_id):
     cid = new_id("pl")
     b = bundle("true", patch=lambda c: c["linux"].update(cgroupsPath="/plain/path"))
