@@ -7,10 +7,17 @@ hundreds of times pay only for what their command does.
 
 from __future__ import annotations
 
-import os
-import sys
+import gc
 
-from pyoci.commands import COMMANDS_BY_NAME, GLOBAL_OPTS, Cmd, Opt
+# A command lives for milliseconds and makes few reference cycles: the collector's passes
+# during the imports cost ~0.5 ms a command, and in forked children they would dirty shared
+# pages. Processes that stay (the --init PID 1, a foreground `run`, `events`) turn it back on.
+gc.disable()
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from pyoci.commands import COMMANDS_BY_NAME, GLOBAL_OPTS, Cmd, Opt  # noqa: E402
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
@@ -142,13 +149,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry: flush stdio, exit with the command's code."""
+    """Console-script entry: flush stdio, exit with the command's code.
+
+    Through os._exit: the interpreter's teardown (freeing every module and object, ~1.5 ms)
+    buys nothing for a process that starts no thread, registers no atexit handler and closes
+    its files as it goes. Output that cannot be written is an error, except a closed pipe."""
     code = main()
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os._exit(code)
-    sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            pass
+        except OSError as err:
+            if stream is sys.stdout:
+                os.write(2, f"pyoci: writing the output: {err.strerror}\n".encode())
+            code = code or 1
+    os._exit(code)
 
 
 if __name__ == "__main__":

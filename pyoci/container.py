@@ -365,6 +365,9 @@ class Container:
         if once:
             emit(self.stats())
             return
+        import gc
+
+        gc.enable()  # a watch lasts as long as the container (pyoci.__main__ turned it off)
         ooms = stats.oom_count(cgroup)
         while self.status() != "stopped":
             count = stats.oom_count(cgroup)
@@ -646,6 +649,9 @@ def wait_forwarding_signals(child: int) -> int:
     """Wait for our child `child`, passing it the signals we get (as runc does in the
     foreground); return its exit code, 128+N for signal N."""
     import _signal as signal
+    import gc
+
+    gc.enable()  # this process lives as long as the container (pyoci.__main__ turned it off)
 
     def forward(signum: int, _frame: object) -> None:
         try:

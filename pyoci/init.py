@@ -40,6 +40,9 @@ def fork_and_reap(exec_child) -> None:  # exec_child: a callable that execs, nev
 
 def reap_until(child: int) -> int:
     """Forward signals to `child`, reap everything, return the child's shell-style status."""
+    import gc
+
+    gc.enable()  # PID 1 lives as long as the container (pyoci.__main__ turned it off)
     status_code = None
     while status_code is None:
         info = _signal.sigwaitinfo(ALL_SIGNALS)

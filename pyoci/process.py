@@ -31,10 +31,10 @@ import _signal as signal  # `signal` and `socket` import enum: ~3 ms per command
 import _socket as socket
 import os
 
-from pyoci import hooks, jsonfast
+from pyoci import jsonfast
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
-from pyoci.linux import cgroupjoin, devices, mounts, namespaces, rootfs, sched
+from pyoci.linux import cgroupjoin, devices, mounts, namespaces, rootfs
 from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import make_in_root
 
@@ -114,6 +114,8 @@ class InitPlan:
             import pyoci.init  # noqa: F401  (loaded before the fork)
         if self.runs_hooks:
             import select  # noqa: F401  (hooks wait on a pidfd; loaded before the fork)
+
+            from pyoci import hooks  # noqa: F401
         if not spec.has_new("mount") and spec.namespace("mount") is None:
             raise PyociError("linux.namespaces: a mount namespace is required")
         self.ns = namespaces.plan_namespaces(spec)
@@ -155,10 +157,15 @@ class InitPlan:
         self.loopback = spec.has_new("network")
         process = spec.process
         self.env = process.env_dict() if process else {}
-        self.personality = sched.plan_personality(spec.linux.get("personality"))
         raw_process = process.raw if process else {}
-        self.io_priority = sched.plan_io_priority(raw_process.get("ioPriority"))
-        self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
+        self.personality = self.io_priority = self.scheduler = None
+        personality = spec.linux.get("personality")
+        if personality or raw_process.get("ioPriority") or raw_process.get("scheduler"):
+            from pyoci.linux import sched  # only then: its ctypes struct costs ~0.6 ms
+
+            self.personality = sched.plan_personality(personality)
+            self.io_priority = sched.plan_io_priority(raw_process.get("ioPriority"))
+            self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
         if process and process.rlimits:
             import resource  # noqa: F401  (loaded now, used after the fork)
 
@@ -321,6 +328,8 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
                 os._exit(1)  # the parent reported its hook failure itself
             raise PyociError("create: the runtime did not answer the hooks handshake")
         plan.hook_state = jsonfast.loads(answer[len(HOOKS_DONE) + 1 :])
+        from pyoci import hooks  # loaded by InitPlan
+
         hooks.run_hooks("createContainer", spec.hooks, plan.hook_state)
     if plan.no_pivot:
         rootfs.move_root(spec.root_path)
@@ -347,6 +356,8 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
     if spec.root_readonly:
         rootfs.readonly_root()
     if plan.personality is not None:
+        from pyoci.linux import sched  # loaded by InitPlan
+
         sched.set_personality(plan.personality)
     exec_path = None
     process = spec.process
@@ -356,10 +367,13 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
                 "/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj"
             )
         _set_rlimits(process)
-        if plan.io_priority is not None:
-            sched.set_io_priority(plan.io_priority)
-        if plan.scheduler is not None:
-            sched.set_scheduler(plan.scheduler)
+        if plan.io_priority is not None or plan.scheduler is not None:
+            from pyoci.linux import sched  # loaded by InitPlan
+
+            if plan.io_priority is not None:
+                sched.set_io_priority(plan.io_priority)
+            if plan.scheduler is not None:
+                sched.set_scheduler(plan.scheduler)
         if process.user.umask is not None:
             os.umask(process.user.umask)
         _chdir(process.cwd)
@@ -376,6 +390,8 @@ def wait_for_start(plan: InitPlan, state_fd: int) -> None:
     os.close(state_fd)
     try:
         if plan.spec.hooks.get("startContainer"):
+            from pyoci import hooks  # loaded by InitPlan
+
             hooks.run_hooks("startContainer", plan.spec.hooks, plan.hook_state)
     except PyociError as err:
         os.write(fd, b"E" + err.msg.encode())

@@ -17,6 +17,9 @@ from pyoci.reaping import wait_for
 def relay_and_wait(master: int, child: int) -> int:
     """Copy stdin → pty and pty → stdout until the pty closes; return the exit code."""
     import _signal as signal
+    import gc
+
+    gc.enable()  # this process lives as long as the container (pyoci.__main__ turned it off)
 
     saved = None
     if os.isatty(0):

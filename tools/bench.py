@@ -10,6 +10,10 @@ case is a single command (a unique container id per iteration is passed through 
 Cases (``--cases``, comma separated; default all):
 
 * ``run``       -- ``run --bundle B ID`` of ``/bin/true``.
+* ``run-isolated`` -- the same ``run``, with an untimed 100 ms sleep before each run
+  (hyperfine ``--prepare 'sleep 0.1'``), so every run starts on a quiet host: on cgroup v1
+  the first cgroup migration after a quiet spell waits for an RCU grace period (10-20 ms),
+  which back-to-back runs hide.  This is what a user starting one container sees.
 * ``lifecycle`` -- ``create`` + ``start`` + ``state`` + ``delete --force`` of ``/bin/true``
   (Python loop, each step timed; ``--force`` because ``/bin/true`` may still be exiting).
 * ``state``     -- ``state ID`` of one running container (``sleep 1000``).
@@ -81,12 +85,26 @@ HYPERFINE = "/usr/bin/hyperfine"
 GNU_TIME = "/usr/bin/time"
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_UNIFIED = "/sys/fs/cgroup/unified"
+#: Untimed sleep (seconds) before each run of the ``run-isolated`` case.
+ISOLATED_PAUSE = 0.1
 
-ALL_CASES = ("run", "lifecycle", "state", "kill", "delete", "batch", "mounts", "env", "memory")
+ALL_CASES = (
+    "run",
+    "run-isolated",
+    "lifecycle",
+    "state",
+    "kill",
+    "delete",
+    "batch",
+    "mounts",
+    "env",
+    "memory",
+)
 
 #: Table rows of each case: (row key, title, unit).
 ROWS: dict[str, list[tuple[str, str, str]]] = {
     "run": [("run", "run /bin/true", "ms")],
+    "run-isolated": [("run-isolated", "run /bin/true, isolated ({pause} ms apart)", "ms")],
     "lifecycle": [
         ("lifecycle", "create+start+state+delete --force", "ms"),
         ("lifecycle.create", "  create", "ms"),
@@ -443,7 +461,8 @@ class TimedSpec:
 
     ``{id}`` in any argument is replaced by the iteration's container id: a fresh one per
     iteration when ``prefix`` is set, else ``fixed_id``.  ``timeout`` overrides the
-    per-command timeout of the timed command (e.g. for a loop of many runs).
+    per-command timeout of the timed command (e.g. for a loop of many runs).  ``pause``
+    seconds are slept (untimed) just before each timed command, after the prepare commands.
     """
 
     command: list[str]
@@ -452,11 +471,17 @@ class TimedSpec:
     prefix: str | None = None
     fixed_id: str = ""
     timeout: float | None = None
+    pause: float = 0.0
 
 
 def subst(argv: Sequence[str], cid: str) -> list[str]:
     """Replace ``{id}`` with ``cid`` in every argument."""
     return [arg.replace("{id}", cid) for arg in argv]
+
+
+def pause_note(pause: float) -> str:
+    """Method suffix describing a spec's untimed pause before each run ('' for none)."""
+    return f", {pause * 1000:g} ms untimed sleep before each run" if pause else ""
 
 
 def hf_command(cmds: list[list[str]], tolerant: bool) -> str:
@@ -617,7 +642,9 @@ class Bench:
         self, rt: Runtime, spec: TimedSpec, runs: int, warmup: int, method: str = ""
     ) -> Cell:
         """Time ``spec`` with perf_counter around each command (includes spawn overhead)."""
-        cell = Cell(method=method or f"python loop, {runs} runs + {warmup} warmup")
+        cell = Cell(
+            method=method or f"python loop, {runs} runs + {warmup} warmup{pause_note(spec.pause)}"
+        )
         for i in range(warmup + runs):
             cid = rt.new_id(spec.prefix) if spec.prefix else spec.fixed_id
             for cmd in spec.prepare:
@@ -626,6 +653,8 @@ class Bench:
                     self.cleanup_ids(rt, spec, cid)
                     cell.reason = f"{cmd_name(cmd)}: {summarize_error(proc.err, proc.rc)}"
                     return cell
+            if spec.pause:
+                time.sleep(spec.pause)
             proc = self.call(rt, subst(spec.command, cid), spec.timeout)
             self.cleanup_ids(rt, spec, cid)
             if proc.rc != 0:
@@ -657,14 +686,14 @@ class Bench:
             argv += ["--runs", str(runs), "--warmup", str(warmup)]
             method = f"hyperfine -N, {runs} runs + {warmup} warmup"
             command = subst(spec.command, spec.fixed_id)
-        if spec.prepare:
-            argv += ["--prepare", hf_command(spec.prepare, tolerant=False)]
+        method += pause_note(spec.pause)
+        prepare = ([["sleep", f"{spec.pause:g}"]] if spec.pause else []) + spec.prepare
+        if prepare:
+            argv += ["--prepare", hf_command(prepare, tolerant=False)]
         if spec.cleanup:
             argv += ["--cleanup", hf_command(spec.cleanup, tolerant=True)]
         argv.append(shlex.join(command))
-        per_run = (spec.timeout or self.timeout) + self.timeout * (
-            len(spec.prepare) + len(spec.cleanup)
-        )
+        per_run = (spec.timeout or self.timeout) + self.timeout * (len(prepare) + len(spec.cleanup))
         proc = run_group(argv, timeout=(runs + warmup) * per_run + 30)
         cell = Cell(method=method)
         if proc.rc is None:
@@ -703,11 +732,18 @@ class Bench:
 
     # ----------------------------------------------------------------- cases
 
-    def case_run(self, rt: Runtime, kind: str = "true", key: str = "run") -> dict[str, Cell]:
-        """``run --bundle B ID`` of /bin/true (also used by the mounts and env cases)."""
+    def case_run(
+        self, rt: Runtime, kind: str = "true", key: str = "run", pause: float = 0.0
+    ) -> dict[str, Cell]:
+        """``run --bundle B ID`` of /bin/true (also used by run-isolated, mounts and env)."""
         bundle = str(self.bundle(kind))
-        spec = TimedSpec(command=rt.argv("run", "--bundle", bundle, "{id}"), prefix=key)
+        argv = rt.argv("run", "--bundle", bundle, "{id}")
+        spec = TimedSpec(command=argv, prefix=key, pause=pause)
         return {key: self.timed(rt, spec)}
+
+    def case_run_isolated(self, rt: Runtime) -> dict[str, Cell]:
+        """``run`` of /bin/true with an untimed pause before each run (quiet host each time)."""
+        return self.case_run(rt, key="run-isolated", pause=ISOLATED_PAUSE)
 
     def case_mounts(self, rt: Runtime) -> dict[str, Cell]:
         """``run`` of /bin/true with many bind mounts."""
@@ -927,7 +963,9 @@ class Bench:
     def run_cases(self) -> None:
         """Run every selected case for every runtime (runtimes interleaved per case)."""
         for case in self.cases:
-            func: Callable[[Runtime], dict[str, Cell]] = getattr(self, f"case_{case}")
+            func: Callable[[Runtime], dict[str, Cell]] = getattr(
+                self, f"case_{case.replace('-', '_')}"
+            )
             for key, _, _ in ROWS[case]:
                 self.results.setdefault(key, {})
             for rt in self.runtimes:
@@ -1074,7 +1112,12 @@ class Bench:
 
     def row_titles(self) -> list[tuple[str, str, str]]:
         """(key, title, unit) of every row of the selected cases, in order."""
-        subs = {"batch": self.args.batch, "mounts": self.args.mounts, "env": self.args.env}
+        subs = {
+            "batch": self.args.batch,
+            "mounts": self.args.mounts,
+            "env": self.args.env,
+            "pause": f"{ISOLATED_PAUSE * 1000:g}",
+        }
         rows = []
         for case in self.cases:
             for key, title, unit in ROWS[case]:
@@ -1167,6 +1210,7 @@ class Bench:
                 "batch_reps": self.args.batch_reps,
                 "mounts": self.args.mounts,
                 "env": self.args.env,
+                "isolated_pause_s": ISOLATED_PAUSE,
                 "mem_samples": self.args.mem_samples,
                 "timeout_s": self.timeout,
                 "bundle": str(Path(self.args.bundle).resolve()),

@@ -27,8 +27,19 @@ def _read(path: str) -> str:
         return f.read().strip()
 
 
+_MOUNTS: tuple[dict[str, str], str | None] | None = None
+
+
 def _mounts() -> tuple[dict[str, str], str | None]:
-    """({v1 controller or name=...: mount point}, cgroup2 mount point or None)."""
+    """({v1 controller or name=...: mount point}, cgroup2 mount point or None), read once
+    per process: a command asks several times and the hierarchies do not move under it."""
+    global _MOUNTS
+    if _MOUNTS is None:
+        _MOUNTS = _read_mounts()
+    return _MOUNTS
+
+
+def _read_mounts() -> tuple[dict[str, str], str | None]:
     v1: dict[str, str] = {}
     v2 = None
     with open("/proc/self/mountinfo") as f:
