@@ -56,13 +56,13 @@ def _rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
-def _owner() -> str:
+def _owner_name(uid: int) -> str:
     import pwd
 
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(os.geteuid())
+        return str(uid)
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -205,7 +205,6 @@ class Container:
                 "bundle": spec.bundle,
                 "rootfs": spec.root_path,
                 "created": _rfc3339_now(),
-                "owner": _owner(),
                 "annotations": spec.annotations,
                 "hasProcess": spec.process is not None,
                 "process": spec.process.raw if spec.process else None,
@@ -572,12 +571,21 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
 
 
 def list_containers(root: str) -> list[dict]:
+    """Every container's state, with `owner` filled in as runc's list does: the name of the
+    state directory's owner (`state` leaves it empty, as runc's does, and so `create` need
+    not ask the user database)."""
     out = []
+    names: dict[int, str] = {}
     for container_id in statelib.list_ids(root):
         try:
-            out.append(Container.load(root, container_id).state())
-        except PyociError:
+            state = Container.load(root, container_id).state()
+            uid = os.stat(os.path.join(root, container_id)).st_uid
+        except (PyociError, FileNotFoundError):
             continue
+        if uid not in names:
+            names[uid] = _owner_name(uid)
+        state["owner"] = names[uid]
+        out.append(state)
     return out
 
 
@@ -597,11 +605,11 @@ def run(
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
-    from pyoci.linux import syscalls as sc
-
     if not detach:
+        import _prctl  # python-prctl's C module: no ctypes in this process (syscalls.py)
+
         # The init is re-parented to us when stage 1 exits, so we can wait for it.
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
     relay = None
     console_fd = -1
     if not detach and not console_socket:

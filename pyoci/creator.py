@@ -11,7 +11,7 @@ import os
 
 from pyoci import process
 from pyoci.errors import PyociError
-from pyoci.linux import cgroupjoin, namespaces
+from pyoci.linux import namespaces
 from pyoci.state import FIFO_FILE, proc_start_time
 
 
@@ -68,17 +68,12 @@ class Creator:
         self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            # Stage 1 starts in the container's cgroup2 directory and joins the v1 hierarchies
-            # itself before anything else (pyoci.linux.cgroupjoin says why not by pid): the
-            # container's processes are limited from their first instruction.
-            pid, in_v2 = cgroupjoin.fork_into(self.cgroup.v2_dir if self.cgroup else None)
+            # Stage 1 joins the container's cgroups itself, first thing, and the init is born
+            # in them (pyoci.linux.cgroupjoin says why not by pid): the container's processes
+            # are limited from their first instruction.
+            pid = os.fork()
             if pid == 0:
                 parent_sock.close()
-                if self.cgroup is not None:
-                    self.plan.cgroup_join = (
-                        self.cgroup.v1_dirs(),
-                        None if in_v2 else self.cgroup.v2_dir,
-                    )
                 process.stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
             child_sock.close()

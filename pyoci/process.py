@@ -4,12 +4,14 @@
  P (pyoci create)                     C1 "pyoci:[1:C1]"              C2 "pyoci:[2:INIT]"
  ─────────────────                    ─────────────────              ─────────────────
  plan everything, open ns paths
- fork (born in the cgroup2 dir) ─────▶ join the v1 cgroups itself
+ fork ───────────────────────────────▶ load ctypes, join the v1 cgroups
+                                      (and cgroup2 now if a user ns follows)
                                       join/create user ns
  ◀────────────── USERNS_READY ──────── (only for a new user ns)
  write uid_map/gid_map ── MAPPED ────▶
                                       setns paths, unshare the rest
-                                      fork ─────────────────────────▶ (PID 1 of the new pid ns)
+                                      fork into the cgroup2 dir ────▶ (PID 1 of the new pid ns)
+                                                                     new cgroup ns
  ◀──────────────── PID <n> ─────────── exit(0)
                                                                      rootfs, mounts, /dev,
                                                                      pivot_root, masked/ro paths,
@@ -74,8 +76,9 @@ class InitPlan:
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.state_fd = -1  # opened by the parent right before the fork
-        # (v1 dirs, v2 dir unless born there) for stage 1 to join; set in the forked child.
-        self.cgroup_join: tuple[list[str], str | None] | None = None
+        # The container's cgroup directories, joined as pyoci.linux.cgroupjoin explains.
+        self.cgroup_v1: list[str] = cgroup.v1_dirs() if cgroup is not None else []
+        self.cgroup_v2: str | None = cgroup.v2_dir if cgroup is not None else None
         # Hooks the runtime runs during create, or that the init runs (createContainer,
         # startContainer): either way the init needs the state, sent in the handshake.
         self.runs_hooks = any(
@@ -236,11 +239,17 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
     """C1: namespaces, then fork the init and report its pid. Never returns."""
     code = 1
     try:
+        sc.bind()  # ctypes, now: still in the host's mount namespace (see syscalls.py)
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
-            cgroupjoin.join_self(*plan.cgroup_join, field="linux.cgroupsPath")
         ns = plan.ns
+        # Into the cgroups first, while still the host's root in the host's namespaces. The
+        # cgroup2 directory is left to the init's birth (clone3, no migration lock) unless a
+        # user namespace is next: from inside one these files are not ours to write.
+        in_user_ns = ns.user_fd is not None or ns.new_user
+        v2_now = plan.cgroup_v2 if in_user_ns or ns.joins("cgroup") else None
+        cgroupjoin.join_self(plan.cgroup_v1, v2_now, field="linux.cgroupsPath")
+        v2_at_birth = None if v2_now else plan.cgroup_v2
         if ns.user_fd is not None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
         elif ns.new_user:
@@ -255,9 +264,9 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             # i.e. unreachable from this user namespace (timens_offsets, fds after the pivot).
             sc.prctl(sc.PR_SET_DUMPABLE, 1)
         namespaces.join_and_unshare(ns)
-        pid = os.fork()
+        pid, born_in_v2 = cgroupjoin.fork_into(v2_at_birth)
         if pid == 0:
-            init(plan, sock)
+            init(plan, sock, None if born_in_v2 else v2_at_birth)
         sock.send(PID + b" %d" % pid)
         code = 0
     except BaseException as err:  # noqa: BLE001 - everything is reported, then we exit
@@ -266,11 +275,17 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
 
 
 # --- stage 2: the container's init -------------------------------------------------------------
-def init(plan: InitPlan, sock: socket.socket) -> None:
+def init(plan: InitPlan, sock: socket.socket, cgroup_v2_left: str | None = None) -> None:
     """C2: set the container up as one straight line, report READY, wait for start, exec."""
     code, ready = 1, False
     try:
         sc.set_process_name("pyoci:[2:INIT]")
+        if cgroup_v2_left:  # clone3 was refused: move ourselves (the kernel's slower way)
+            cgroupjoin.join_self([], cgroup_v2_left, field="linux.cgroupsPath")
+        if plan.ns.new_cgroup:
+            # Only now, inside the container's cgroups: a cgroup namespace is rooted at the
+            # cgroups of the process that creates it.
+            namespaces.unshare_cgroup()
         # Until start, TERM/INT/HUP end the waiting init (as runc's does): as PID 1 without a
         # handler it would never see them. Defaults are restored before the exec.
         for sig in _WAIT_SIGNALS:

@@ -2,7 +2,7 @@
 
 `state.json` is written atomically (temp file + rename) under an exclusive flock of `lock`, so a
 reader never sees half a file and two mutating commands never interleave. It records what later
-commands need and cannot derive (init pid *with its start time*, bundle, creation time, owner);
+commands need and cannot derive (init pid *with its start time*, bundle, creation time);
 the status is never stored: `status()` derives it from the process every time, in crun's order.
 """
 
@@ -127,7 +127,7 @@ class ContainerState:
             "bundle": self.data["bundle"],
             "rootfs": self.data["rootfs"],
             "created": self.data["created"],
-            "owner": self.data.get("owner", ""),
+            "owner": "",  # as runc's state; `list` names the owner
         }
         if self.data.get("annotations"):
             out["annotations"] = self.data["annotations"]

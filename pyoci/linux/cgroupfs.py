@@ -16,18 +16,18 @@ from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import fd_path, make_in_root
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-CGROUP2_SUPER_MAGIC = 0x63677270
 
 
 def is_unified_host() -> bool:
-    """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all)."""
-    import ctypes
-
-    buf = (ctypes.c_long * 16)()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(CGROUP_ROOT.encode(), buf) != 0:
-        return False
-    return buf[0] == CGROUP2_SUPER_MAGIC
+    """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all): the last mount
+    on it in mountinfo (what a lookup sees) is of type cgroup2."""
+    fstype = ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[4] == CGROUP_ROOT:
+                fstype = right.split()[0]
+    return fstype == "cgroup2"
 
 
 def _own_cgroups(pid: int | str = "self") -> dict[str, str]:

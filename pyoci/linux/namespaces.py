@@ -36,8 +36,12 @@ class NamespacePlan:
         self.user_fd: int | None = None
         self.new_user = False
         self.join: list[tuple[str, int]] = []
-        self.unshare_flags = 0
+        self.unshare_flags = 0  # all new namespaces but cgroup: stage 1 unshares these
+        self.new_cgroup = False  # the init unshares it, once inside the container's cgroups
         self.time_offsets = ""
+
+    def joins(self, ns_type: str) -> bool:
+        return any(t == ns_type for t, _ in self.join)
 
     def close(self) -> None:
         for _, fd in self.join:
@@ -78,6 +82,8 @@ def plan_namespaces(spec) -> NamespacePlan:
                     plan.new_user = True
             elif ns.path:
                 plan.join.append((ns.type, _open_ns(ns.path, ns.type, field)))
+            elif ns.type == "cgroup":
+                plan.new_cgroup = True
             else:
                 plan.unshare_flags |= CLONE_FLAG[ns.type]
     except BaseException:
@@ -124,6 +130,16 @@ def join_and_unshare(plan: NamespacePlan) -> None:
             raise PyociError(f"linux.timeOffsets: {err.strerror.lower()}", err.errno) from None
         finally:
             os.close(fd)
+
+
+def unshare_cgroup() -> None:
+    try:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+    except OSError as err:
+        raise PyociError(
+            f"linux.namespaces: unshare of the cgroup namespace: {err.strerror.lower()}",
+            err.errno,
+        ) from None
 
 
 def write_id_maps(pid: int, uid_mappings: list, gid_mappings: list, deny_setgroups: bool) -> None:

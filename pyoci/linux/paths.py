@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 
-from pyoci.linux.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from pyoci.linux import syscalls as sc
 
-_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+_RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 
 
 def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     """Open `path` as seen from inside the root; raises FileNotFoundError if missing."""
-    return openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
+    return sc.openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
 
 
 def _normalize(parts: list[str]) -> list[str]:

@@ -52,7 +52,7 @@ def test_full_lifecycle(pyoci, bundle, new_id, tmp_path, state_root):
     assert st["bundle"] == str(b.path)
     assert os.path.isabs(st["rootfs"])
     assert RFC3339.match(st["created"]), st["created"]
-    assert st["owner"] == "root"
+    assert st["owner"] == ""  # as runc's state: the owner is `list`'s column
     assert st["annotations"] == {"org.pyoci.bundle": "busybox"}
     assert pid_file.read_bytes() == str(st["pid"]).encode(), "pid file: the pid, no newline"
     assert _alive(st["pid"])
@@ -264,6 +264,7 @@ def test_list_table_and_json(pyoci, bundle, new_id):
     assert set(parsed) == {first, second}
     assert parsed[first][1:4] == [str(pids[first]), "created", str(b.path)]
     assert parsed[second][1:4] == [str(pids[second]), "running", str(b.path)]
+    assert parsed[first][-1] == parsed[second][-1] == "root"
 
     as_json = pyoci("list", "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
@@ -272,6 +273,7 @@ def test_list_table_and_json(pyoci, bundle, new_id):
     assert (entries[first]["status"], entries[first]["pid"]) == ("created", pids[first])
     assert (entries[second]["status"], entries[second]["pid"]) == ("running", pids[second])
     assert entries[first]["bundle"] == str(b.path)
+    assert entries[first]["owner"] == "root"
 
     quiet = pyoci("list", "-q")
     assert quiet.stdout.split() == sorted([first, second])

@@ -1,0 +1,321 @@
+"""ctypes wrappers for the syscalls Python's `os` module lacks (see pyoci.linux.syscalls).
+
+Loaded on first use through `pyoci.linux.syscalls`: callers write `sc.mount(...)` and never
+import this module themselves. Prototypes are set once at import; the constants are
+syscalls'.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from pyoci.linux.syscalls import (
+    _MIN_KERNEL,
+    BPF_PROG_ATTACH,
+    BPF_PROG_DETACH,
+    BPF_PROG_GET_FD_BY_ID,
+    BPF_PROG_LOAD,
+    BPF_PROG_QUERY,
+    CLONE_INTO_CGROUP,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH,
+    NR_BPF,
+    NR_CLONE3,
+    NR_CLOSE_RANGE,
+    NR_MOUNT_SETATTR,
+    NR_MOVE_MOUNT,
+    NR_OPEN_TREE,
+    NR_OPENAT2,
+    NR_PIDFD_OPEN,
+    NR_PIDFD_SEND_SIGNAL,
+    NR_PIVOT_ROOT,
+    NR_RT_SIGACTION,
+    NR_RT_SIGPROCMASK,
+    PR_SET_NAME,
+    SIGCHLD,
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+_c_char_p = ctypes.c_char_p
+_c_int = ctypes.c_int
+_c_ulong = ctypes.c_ulong
+_c_void_p = ctypes.c_void_p
+
+_libc.mount.argtypes = [_c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_void_p]
+_libc.mount.restype = _c_int
+_libc.umount2.argtypes = [_c_char_p, _c_int]
+_libc.umount2.restype = _c_int
+_libc.unshare.argtypes = [_c_int]
+_libc.unshare.restype = _c_int
+_libc.setns.argtypes = [_c_int, _c_int]
+_libc.setns.restype = _c_int
+_libc.setdomainname.argtypes = [_c_char_p, ctypes.c_size_t]
+_libc.setdomainname.restype = _c_int
+_libc.prctl.argtypes = [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
+_libc.prctl.restype = _c_int
+_libc.syscall.restype = ctypes.c_long
+# The same syscall(2) called with the GIL held (PyDLL): what a fork must be, as os.fork is.
+_syscall_gil = ctypes.PyDLL(None, use_errno=True).syscall
+_syscall_gil.restype = ctypes.c_long
+_pyapi = ctypes.pythonapi
+for _name in ("PyOS_BeforeFork", "PyOS_AfterFork_Parent", "PyOS_AfterFork_Child"):
+    getattr(_pyapi, _name).argtypes = []
+    getattr(_pyapi, _name).restype = None
+
+
+class OpenHow(ctypes.Structure):
+    """struct open_how (linux/openat2.h)."""
+
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class MountAttr(ctypes.Structure):
+    """struct mount_attr (linux/mount.h)."""
+
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _fs(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+def _check(ret: int, path: str | None = None, nr: int | None = None) -> int:
+    """Raise OSError for a -1 return, naming the syscall when the kernel lacks it."""
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err == 38 and nr in _MIN_KERNEL:  # ENOSYS
+            raise OSError(err, f"{_MIN_KERNEL[nr]} is not available on this kernel", path)
+        raise OSError(err, os.strerror(err), path)
+    return ret
+
+
+def _syscall(nr: int, *args: object, path: str | None = None) -> int:
+    return _check(_libc.syscall(ctypes.c_long(nr), *args), path, nr)
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
+    """mount(2)."""
+    _check(_libc.mount(_fs(source), _fs(target), _fs(fstype), flags, _fs(data)), target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    _check(_libc.umount2(_fs(target), flags), target)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2)."""
+    _check(_libc.unshare(flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2): join the namespace `fd` refers to (nstype 0 = any type)."""
+    _check(_libc.setns(fd, nstype))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2); glibc has no wrapper."""
+    _syscall(NR_PIVOT_ROOT, _fs(new_root), _fs(put_old), path=new_root)
+
+
+def setdomainname(name: str) -> None:
+    """setdomainname(2) (Python has sethostname but not this)."""
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)))
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open `path` relative to `dirfd` with RESOLVE_* path-walk restrictions."""
+    how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _syscall(
+        NR_OPENAT2,
+        _c_int(dirfd),
+        _fs(path),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+        path=path,
+    )
+
+
+def mount_setattr(
+    dirfd: int,
+    path: str,
+    flags: int,
+    attr_set: int = 0,
+    attr_clr: int = 0,
+    propagation: int = 0,
+    userns_fd: int = 0,
+) -> None:
+    """mount_setattr(2): change mount attributes, recursively with AT_RECURSIVE."""
+    attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    _syscall(
+        NR_MOUNT_SETATTR,
+        _c_int(dirfd),
+        _fs(path),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+        path=path,
+    )
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    """open_tree(2): a detached copy (OPEN_TREE_CLONE) of a mount tree, as an fd."""
+    return _syscall(NR_OPEN_TREE, _c_int(dirfd), _fs(path), ctypes.c_uint(flags), path=path)
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of a detached tree fd onto the directory `to_fd` refers to (both by fd:
+    a /proc/self/fd path would not be followed without MOVE_MOUNT_T_SYMLINKS)."""
+    _syscall(
+        NR_MOVE_MOUNT,
+        _c_int(from_fd),
+        b"",
+        _c_int(to_fd),
+        b"",
+        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+    )
+
+
+def pidfd_open(pid: int) -> int:
+    """pidfd_open(2): an fd that polls readable when `pid` exits (child or not)."""
+    return _syscall(NR_PIDFD_OPEN, _c_int(pid), ctypes.c_uint(0))
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    """pidfd_send_signal(2): signal without the pid-reuse race of kill(2)."""
+    _syscall(NR_PIDFD_SEND_SIGNAL, _c_int(pidfd), _c_int(sig), None, ctypes.c_uint(0))
+
+
+class KernelSigaction(ctypes.Structure):
+    """struct sigaction as the rt_sigaction syscall takes it (x86_64/aarch64 layout)."""
+
+    _fields_ = [
+        ("handler", ctypes.c_ulong),
+        ("flags", ctypes.c_ulong),
+        ("restorer", ctypes.c_ulong),
+        ("mask", ctypes.c_uint64),
+    ]
+
+
+def reset_signals() -> None:
+    """Every signal back to SIG_DFL and none blocked, with raw syscalls: ignored signals
+    survive execve, and glibc's wrappers refuse its reserved 32 and 33, which a caller (a
+    CI runner, a shell) may well have ignored."""
+    default = KernelSigaction(0, 0, 0, 0)
+    for sig in range(1, 65):
+        if sig in (9, 19):  # SIGKILL, SIGSTOP
+            continue
+        _libc.syscall(ctypes.c_long(NR_RT_SIGACTION), _c_int(sig), ctypes.byref(default), None,
+                      ctypes.c_size_t(8))  # fmt: skip
+    empty = ctypes.c_uint64(0)
+    _libc.syscall(
+        ctypes.c_long(NR_RT_SIGPROCMASK), _c_int(2), ctypes.byref(empty), None, ctypes.c_size_t(8)
+    )  # fmt: skip  (2 = SIG_SETMASK)
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    """close_range(2); with CLOSE_RANGE_CLOEXEC marks instead of closing."""
+    _syscall(NR_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    """prctl(2) for the options python-prctl lacks (ambient caps) or that must stay cheap."""
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5))
+
+
+def set_process_name(name: str) -> None:
+    """PR_SET_NAME, so `ps` shows the stage (`pyoci:[2:INIT]`), as runc and youki do."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    _check(_libc.prctl(PR_SET_NAME, ctypes.cast(buf, _c_void_p).value or 0, 0, 0, 0))
+
+
+# --- bpf(2): union bpf_attr is filled by offset (linux/bpf.h), the rest left zero ------------
+_BPF_ATTR_SIZE = 128
+
+
+def _bpf(cmd: int, attr: ctypes.Array) -> int:
+    return _syscall(NR_BPF, _c_int(cmd), attr, ctypes.c_uint(_BPF_ATTR_SIZE))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:
+    """BPF_PROG_LOAD: a CLOEXEC fd of the verified program. A rejected program is loaded
+    once more with the verifier's log on (not the first time: a log too small for a valid
+    program fails the load with ENOSPC), and that log is the OSError's message."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
+                     ctypes.addressof(lic))  # fmt: skip
+    try:
+        return _bpf(BPF_PROG_LOAD, attr)
+    except OSError as err:
+        first = err
+    log = ctypes.create_string_buffer(1 << 16)
+    struct.pack_into("<IIQ", attr, 24, 1, len(log), ctypes.addressof(log))
+    try:
+        os.close(_bpf(BPF_PROG_LOAD, attr))
+    except OSError:
+        pass
+    detail = "; ".join(log.value.decode(errors="replace").strip().splitlines()[-3:])
+    raise OSError(first.errno, f"{first.strerror}: {detail}" if detail else first.strerror)
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int) -> None:
+    """BPF_PROG_ATTACH of `prog_fd` to the cgroup directory `target_fd`."""
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr)
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<III", attr, 0, target_fd, prog_fd, attach_type)
+    _bpf(BPF_PROG_DETACH, attr)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """BPF_PROG_QUERY: ids of the programs attached directly to the cgroup `target_fd`."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), 64)
+    _bpf(BPF_PROG_QUERY, attr)
+    (count,) = struct.unpack_from("<I", attr, 24)
+    return list(ids[:count])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<I", attr, 0, prog_id)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork(), but the child is born in the cgroup2 directory `cgroup_fd`
+    (clone3 with CLONE_INTO_CGROUP, Linux 5.7): no migration, so none of its costs (see
+    pyoci.linux.cgroupjoin). Python's own fork bookkeeping is done through the C API made for
+    forks that do not go through os.fork (PyOS_BeforeFork / PyOS_AfterFork_*)."""
+    args = struct.pack("<11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    buf = ctypes.create_string_buffer(args, len(args))
+    _pyapi.PyOS_BeforeFork()
+    pid = _syscall_gil(ctypes.c_long(NR_CLONE3), buf, ctypes.c_size_t(len(args)))
+    if pid == 0:
+        _pyapi.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    _pyapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        if err == 38:
+            raise OSError(err, f"{_MIN_KERNEL[NR_CLONE3]} is not available on this kernel")
+        raise OSError(err, os.strerror(err))
+    return pid

@@ -1,0 +1,78 @@
+"""Where pyoci imports: never after it entered the container's mount namespace (a lazy import
+there would read the *container's* files: design.md), and the runtime's parent process of
+`run`/`create` never loads ctypes (its forked stage 1 does, still on the host).
+
+Each import is seen by a Python audit hook installed before pyoci's first line, in a copy of
+the launcher: the hook writes (pid, mount namespace, module) for every import of every
+process of the operation, the forked stages included.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+LAUNCHER = """
+import os, sys
+sys.path[0:0] = {paths!r}
+LOG = {log!r}
+
+def hook(event, args):
+    if event == "import":
+        line = "%d %s %s\\n" % (os.getpid(), os.readlink("/proc/self/ns/mnt"), args[0])
+        fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(fd, line.encode())
+        os.close(fd)
+
+sys.addaudithook(hook)
+from pyoci.__main__ import entry
+entry()
+"""
+
+
+def traced(pyoci, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list]:
+    import site
+
+    log = tmp_path / "imports.log"
+    script = tmp_path / "launcher.py"
+    script.write_text(LAUNCHER.format(paths=[str(REPO), *site.getsitepackages()], log=str(log)))
+    argv = [sys.executable, "-I", "-S", str(script), "--root", str(pyoci.root), *args]
+    result = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False
+    )
+    events = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    return result, [(int(pid), ns, module) for pid, ns, module in events]
+
+
+def test_run_imports_only_on_the_host_and_ctypes_only_in_stage_1(pyoci, bundle, new_id, tmp_path):
+    host_ns = os.readlink("/proc/self/ns/mnt")
+    result, events = traced(pyoci, tmp_path, "run", "--bundle", str(bundle("true").path), new_id())
+    assert result.returncode == 0, result.stderr
+    parent = events[0][0]
+    assert any(module == "pyoci.process" for pid, _, module in events if pid == parent)
+    after_entering = [(pid, module) for pid, ns, module in events if ns != host_ns]
+    assert not after_entering, f"imports inside the container's mount namespace: {after_entering}"
+    ctypes_by = {pid for pid, _, module in events if module == "ctypes"}
+    assert ctypes_by, "stage 1 loads ctypes (the hook must see forked children)"
+    assert parent not in ctypes_by, "the parent of `run` loaded ctypes"
+    pyoci.assert_nothing_left()
+
+
+def test_exec_imports_only_on_the_host(pyoci, bundle, new_id, tmp_path):
+    host_ns = os.readlink("/proc/self/ns/mnt")
+    cid = new_id()
+    pyoci.create_ok(bundle(["sleep", "100"]), cid)
+    assert pyoci("start", cid).returncode == 0
+    result, events = traced(pyoci, tmp_path, "exec", cid, "true")
+    assert result.returncode == 0, result.stderr
+    parent = events[0][0]
+    assert any(module == "pyoci.execute" for pid, _, module in events if pid == parent)
+    after_entering = [(pid, module) for pid, ns, module in events if ns != host_ns]
+    assert not after_entering, f"imports inside the container's mount namespace: {after_entering}"
+    by_children = [(pid, module) for pid, _, module in events if pid != parent]
+    assert not by_children, f"exec's stages import nothing (the parent did): {by_children}"
+    assert pyoci("delete", "--force", cid).returncode == 0
