@@ -476,6 +476,28 @@ def test_placement_and_exec_where_clone3_is_refused(pyoci, bundle, new_id):
         assert seen == paths, result.stdout
 
 
+@pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
+def test_placement_with_a_user_namespace(pyoci, bundle, new_id, cgroupns):
+    """Stage 1 joins every hierarchy before it enters the user namespace (from inside, the
+    host's cgroup files are not its to write): the same cgroups, and with a cgroup namespace
+    `/` in each."""
+    cid = new_id("uns")
+
+    def patch(c: dict) -> None:
+        add_namespace(c, "user")
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        if cgroupns:
+            add_namespace(c, "cgroup")
+
+    b = bundle(ready_script("cat /proc/self/cgroup"), patch=patch)
+    paths = expected_paths(f"/pyoci/{cid}")
+    with running(pyoci, b, cid) as live:
+        seen = dict(line.split(":", 2)[1:] for line in live.stdout.splitlines() if ":" in line)
+        assert seen == ({k: "/" for k in paths} if cgroupns else paths), live.stdout
+        assert proc_cgroup(live.pid) == paths
+
+
 def test_exec_joins_every_cgroup_of_the_init(pyoci, bundle, new_id):
     cid = new_id("ex")
     paths = expected_paths(f"/pyoci/{cid}")
