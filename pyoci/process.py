@@ -4,7 +4,8 @@
  P (pyoci create)                     C1 "pyoci:[1:C1]"              C2 "pyoci:[2:INIT]"
  ─────────────────                    ─────────────────              ─────────────────
  plan everything, open ns paths
- fork ───────────────────────────────▶ load ctypes, join the v1 cgroups
+ fork ───────────────────────────────▶ load ctypes
+ make the cgroup, limits ── GO ──────▶ join the v1 cgroups
                                       (and cgroup2 now if a user ns follows)
                                       join/create user ns
  ◀────────────── USERNS_READY ──────── (only for a new user ns)
@@ -43,6 +44,7 @@ from pyoci.linux.paths import make_in_root
 USERNS_READY = b"USERNS_READY"
 HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
 HOOKS_DONE = b"HOOKS_DONE"
+GO = b"GO"  # P → C1: the cgroup directories exist, with their limits
 MAPPED = b"MAPPED"
 PID = b"PID"
 READY = b"READY"
@@ -242,6 +244,8 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         sc.bind()  # ctypes, now: still in the host's mount namespace (see syscalls.py)
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if sock.recv(16) != GO:
+            os._exit(1)
         ns = plan.ns
         # Into the cgroups first, while still the host's root in the host's namespaces. The
         # cgroup2 directory is left to the init's birth (clone3, no migration lock) unless a
