@@ -211,6 +211,7 @@ class Container:
                 "seccomp": spec.linux.get("seccomp"),
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
                 "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
+                "deviceRules": creator.device_rules,
                 "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
                 "resources": spec.linux.get("resources") or {},
             }
@@ -334,7 +335,11 @@ class Container:
                 raise PyociError(f'cannot update container "{self.id}": it is stopped')
             cgroup = self._require_cgroup("update")
             warn = log.warning if log is not None else (lambda msg: None)
-            reslib.apply(cgroup, resources, warn, prefix="resources")
+            applied = resources
+            if resources.get("devices") is not None:  # linux.devices stay usable, as at create
+                devices = [*resources["devices"], *self._state.data.get("deviceRules", [])]
+                applied = {**resources, "devices": devices}
+            reslib.apply(cgroup, applied, warn, prefix="resources")
             merged = dict(self._state.data.get("resources") or {})
             for key, value in resources.items():
                 if isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -33,6 +33,7 @@ class Creator:
         self.systemd_cgroup = systemd_cgroup
         self.log = log
         self.cgroup = None
+        self.device_rules: list[dict] = []  # linux.devices' allow rules, kept for `update`
         self.console_socket = console_socket
         self.console_fd = console_fd
         self.spec = spec
@@ -92,7 +93,7 @@ class Creator:
     def _plan_cgroup(self) -> None:
         """Where the container's cgroup goes (root only: an unprivileged user has no cgroups
         to manage unless delegated, which pyoci does not use yet)."""
-        from pyoci.linux import cgroups
+        from pyoci.linux import cgroups, resources
 
         if os.geteuid() != 0:
             if self.spec.linux.get("resources") and self.log is not None:
@@ -101,6 +102,7 @@ class Creator:
         self.cgroup = cgroups.Manager.for_container(
             self.spec.cgroups_path, self.container_id, self.systemd_cgroup
         )
+        self.device_rules = resources.config_device_rules(self.spec.devices)
 
     def _make_cgroup(self) -> None:
         """Create the planned cgroup and apply linux.resources. On failure it has removed
@@ -117,21 +119,9 @@ class Creator:
             raise
         warn = self.log.warning if self.log is not None else (lambda msg: None)
         res = dict(spec.linux.get("resources") or {})
-        if res.get("devices") is not None and spec.devices:
-            # linux.devices must be usable, whatever the rules (runc adds them the same way).
-            # `u` (unbuffered) is a character device to the kernel; a fifo (`p`) needs no rule.
-            extra = [
-                {
-                    "allow": True,
-                    "type": "c" if d.type == "u" else d.type,
-                    "major": d.major,
-                    "minor": d.minor,
-                    "access": "rwm",
-                }
-                for d in spec.devices
-                if d.type != "p"
-            ]
-            res["devices"] = [*res["devices"], *extra]
+        # Always a device filter, as runc: deny all, the rules, the defaults and linux.devices
+        # (without rules a process with CAP_MKNOD could open any disk of the host).
+        res["devices"] = [*(res.get("devices") or []), *self.device_rules]
         resources.apply(manager, res, warn)
 
     def _container_root_ids(self) -> tuple[int, int]:

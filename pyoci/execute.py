@@ -151,7 +151,8 @@ class ExecPlan:
         from pyoci.linux.cgroupfs import process_cgroup_dirs
 
         self.cgroup_dirs = process_cgroup_dirs(init_pid)
-        self.cgroup_join: tuple[list[str], str | None] | None = None  # set in the child
+        # (v1 dirs, cgroup2 dir fd, whether to move into it, its path): set in the child.
+        self.cgroup_join: tuple[list[str], int | None, bool, str] | None = None
 
     def close(self) -> None:
         for _, fd in self.ns_fds:
@@ -167,7 +168,10 @@ def _stage1(plan: ExecPlan, sock) -> None:
         sc.set_process_name("pyoci:[1:EXEC]")
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)
         if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
-            cgroupjoin.join_self(*plan.cgroup_join, field="exec")
+            v1_dirs, v2_fd, join_v2, v2_dir = plan.cgroup_join
+            cgroupjoin.join_self(v1_dirs, v2_fd if join_v2 else None, "exec", v2_dir)
+            if v2_fd is not None:
+                os.close(v2_fd)  # a host directory: not into the container's namespaces
         for name, fd in plan.ns_fds:
             try:
                 sc.setns(fd, 0)
@@ -215,12 +219,20 @@ def spawn(plan: ExecPlan) -> int:
     # Into the init's cgroups without the kernel's migration lock (pyoci.linux.cgroupjoin):
     # born in its cgroup2 directory, then the child joins the v1 hierarchies itself.
     v1_dirs, v2_dir = plan.cgroup_dirs
-    stage1, in_v2 = cgroupjoin.fork_into(v2_dir)
+    try:
+        v2_fd = cgroupjoin.open_dir(v2_dir, "exec")
+        stage1, in_v2 = cgroupjoin.fork_into(v2_fd, "exec", v2_dir or "")
+    except BaseException:
+        parent_sock.close()
+        child_sock.close()
+        plan.close()
+        raise
     if stage1 == 0:
         parent_sock.close()
-        if v1_dirs or v2_dir:
-            plan.cgroup_join = (v1_dirs, None if in_v2 else v2_dir)
+        plan.cgroup_join = (v1_dirs, v2_fd, not in_v2, v2_dir or "")
         _stage1(plan, child_sock)
+    if v2_fd is not None:
+        os.close(v2_fd)
     child_sock.close()
     plan.close()
     try:

@@ -248,12 +248,14 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             os._exit(1)
         ns = plan.ns
         # Into the cgroups first, while still the host's root in the host's namespaces. The
-        # cgroup2 directory is left to the init's birth (clone3, no migration lock) unless a
-        # user namespace is next: from inside one these files are not ours to write.
-        in_user_ns = ns.user_fd is not None or ns.new_user
-        v2_now = plan.cgroup_v2 if in_user_ns or ns.joins("cgroup") else None
-        cgroupjoin.join_self(plan.cgroup_v1, v2_now, field="linux.cgroupsPath")
-        v2_at_birth = None if v2_now else plan.cgroup_v2
+        # cgroup2 directory (an fd: later lookups would resolve in the container's namespaces)
+        # is left to the init's birth (clone3, no migration lock) unless a user or a joined
+        # cgroup namespace is next (pyoci.linux.cgroupjoin).
+        field = "linux.cgroupsPath"
+        v2_fd = cgroupjoin.open_dir(plan.cgroup_v2, field)
+        early = ns.user_fd is not None or ns.new_user or ns.joins("cgroup")
+        cgroupjoin.join_self(plan.cgroup_v1, v2_fd if early else None, field, plan.cgroup_v2)
+        birth_fd = None if early else v2_fd
         if ns.user_fd is not None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
         elif ns.new_user:
@@ -268,9 +270,9 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             # i.e. unreachable from this user namespace (timens_offsets, fds after the pivot).
             sc.prctl(sc.PR_SET_DUMPABLE, 1)
         namespaces.join_and_unshare(ns)
-        pid, born_in_v2 = cgroupjoin.fork_into(v2_at_birth)
+        pid, born_in_v2 = cgroupjoin.fork_into(birth_fd, field, plan.cgroup_v2 or "")
         if pid == 0:
-            init(plan, sock, None if born_in_v2 else v2_at_birth)
+            init(plan, sock, v2_fd, join_v2=birth_fd is not None and not born_in_v2)
         sock.send(PID + b" %d" % pid)
         code = 0
     except BaseException as err:  # noqa: BLE001 - everything is reported, then we exit
@@ -279,13 +281,20 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
 
 
 # --- stage 2: the container's init -------------------------------------------------------------
-def init(plan: InitPlan, sock: socket.socket, cgroup_v2_left: str | None = None) -> None:
-    """C2: set the container up as one straight line, report READY, wait for start, exec."""
+def init(
+    plan: InitPlan, sock: socket.socket, cgroup_v2_fd: int | None = None, join_v2: bool = False
+) -> None:
+    """C2: set the container up as one straight line, report READY, wait for start, exec.
+    `cgroup_v2_fd`: stage 1's fd of the cgroup2 directory, to move into with `join_v2` (stage
+    1 could not give birth to us there), and to close in any case: an init that stays (--init)
+    must not hold a host directory the container could reach through /proc/1/fd."""
     code, ready = 1, False
     try:
         sc.set_process_name("pyoci:[2:INIT]")
-        if cgroup_v2_left:  # clone3 was refused: move ourselves (the kernel's slower way)
-            cgroupjoin.join_self([], cgroup_v2_left, field="linux.cgroupsPath")
+        if cgroup_v2_fd is not None:
+            if join_v2:  # the kernel's slower way (pyoci.linux.cgroupjoin)
+                cgroupjoin.join_self([], cgroup_v2_fd, "linux.cgroupsPath", plan.cgroup_v2 or "")
+            os.close(cgroup_v2_fd)
         if plan.ns.new_cgroup:
             # Only now, inside the container's cgroups: a cgroup namespace is rooted at the
             # cgroups of the process that creates it.

@@ -19,15 +19,10 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def is_unified_host() -> bool:
-    """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all): the last mount
-    on it in mountinfo (what a lookup sees) is of type cgroup2."""
-    fstype = ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if left.split()[4] == CGROUP_ROOT:
-                fstype = right.split()[0]
-    return fstype == "cgroup2"
+    """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all)."""
+    from pyoci.linux.cgroups import mounts
+
+    return mounts()[1] == CGROUP_ROOT
 
 
 def _own_cgroups(pid: int | str = "self") -> dict[str, str]:
@@ -46,7 +41,12 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
     (default: the caller's own, which the container inherits)."""
     if is_unified_host():
         return None
-    paths = paths or _own_cgroups()
+    return [(host_dir, name) for host_dir, name, _ in _hierarchy_dirs(paths or _own_cgroups())]
+
+
+def _hierarchy_dirs(paths: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(host dir, mount point name, key: '' for cgroup2) of each hierarchy mounted under
+    /sys/fs/cgroup that `paths` names."""
     binds = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -78,7 +78,7 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
                 else path.lstrip("/")
             )
             host_dir = os.path.normpath(os.path.join(mountpoint, rel))
-            binds.append((host_dir, os.path.basename(mountpoint)))
+            binds.append((host_dir, os.path.basename(mountpoint), key))
     return binds
 
 
@@ -92,11 +92,11 @@ def process_cgroup_dirs(pid: int) -> tuple[list[str], str | None]:
         return [], v2
     differing = {k: v for k, v in theirs.items() if ours.get(k) != v}
     v1_dirs, v2_dir = [], None
-    for host_dir, _ in plan_cgroup_binds(differing) if differing else []:
-        if os.path.exists(os.path.join(host_dir, "tasks")):  # only v1 directories have it
-            v1_dirs.append(host_dir)
-        else:
+    for host_dir, _, key in _hierarchy_dirs(differing) if differing else []:
+        if key == "":
             v2_dir = host_dir
+        else:
+            v1_dirs.append(host_dir)
     return v1_dirs, v2_dir
 
 

@@ -30,16 +30,16 @@ def _read(path: str) -> str:
 _MOUNTS: tuple[dict[str, str], str | None] | None = None
 
 
-def _mounts() -> tuple[dict[str, str], str | None]:
+def mounts() -> tuple[dict[str, str], str | None]:
     """({v1 controller or name=...: mount point}, cgroup2 mount point or None), read once
     per process: a command asks several times and the hierarchies do not move under it."""
     global _MOUNTS
     if _MOUNTS is None:
-        _MOUNTS = _read_mounts()
+        _MOUNTS = _readmounts()
     return _MOUNTS
 
 
-def _read_mounts() -> tuple[dict[str, str], str | None]:
+def _readmounts() -> tuple[dict[str, str], str | None]:
     v1: dict[str, str] = {}
     v2 = None
     with open("/proc/self/mountinfo") as f:
@@ -73,7 +73,7 @@ def _makedirs(directory: str, made: list[str]) -> None:
 
 def layout() -> str:
     """`unified`, `hybrid` or `legacy`."""
-    v1, v2 = _mounts()
+    v1, v2 = mounts()
     if not v1:
         return "unified"
     return "hybrid" if v2 else "legacy"
@@ -124,7 +124,7 @@ class Manager:
     # --- construction --------------------------------------------------------------------------
     @classmethod
     def for_container(cls, cgroups_path: str | None, container_id: str, systemd: bool) -> Manager:
-        v1, v2 = _mounts()
+        v1, v2 = mounts()
         own = _own_paths()
         if systemd and cgroups_path:
             rel = {"*": expand_systemd_path(cgroups_path, container_id)}
@@ -169,7 +169,7 @@ class Manager:
             for line in f:
                 _, controllers, _ = line.rstrip("\n").split(":", 2)
                 own_keys[controllers] = controllers.split(",")[0] if controllers else ""
-        v1, v2 = _mounts()
+        v1, v2 = mounts()
         for key, first in own_keys.items():
             if key == "" and self.v2_dir and v2:
                 out[""] = "/" + os.path.relpath(self.v2_dir, v2)
@@ -200,7 +200,7 @@ class Manager:
             ) from None
 
     def _create_v2(self, made: list[str]) -> None:
-        _, v2 = _mounts()
+        _, v2 = mounts()
         rel = os.path.relpath(self.v2_dir, v2)
         current = v2
         for part in [] if rel == "." else rel.split("/"):

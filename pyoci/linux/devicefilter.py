@@ -121,8 +121,9 @@ def _exception_block(key: tuple[int, int | None, int | None], bits: int, allow: 
     if allow and bits != ACC_ALL:
         # default deny: every requested bit must be in the exception.
         out += [(_ALU64_MOV_X, R1, R3), (_ALU32_AND_K, R1, ~bits & ACC_ALL), (_JMP32_JNE_K, R1, 0)]
-    elif not allow and bits != ACC_ALL:
-        # default allow: any requested bit in the exception denies.
+    elif not allow:
+        # default allow: any requested bit in the exception denies. Tested even for rwm: the
+        # kernel also asks with no bit at all (access(2) with F_OK), which v1 then allows.
         out += [(_ALU64_MOV_X, R1, R3), (_ALU32_AND_K, R1, bits), (_JMP32_JEQ_K, R1, 0)]
     if major is not WILDCARD:
         out.append((_JMP32_JNE_K, R4, major))
@@ -157,37 +158,33 @@ def program(state: DeviceRules) -> bytes:
     return b"".join(insns)
 
 
+PROGRAM_NAME = "pyoci_devices"  # bpf_prog_info.name: how install() knows its own programs
+
+
 def install(cgroup_dir: str, state: DeviceRules) -> None:
-    """Attach the program for `state` to a cgroup2 directory, replacing the one attached
-    before (by `create`, or an earlier `update`). The new one is attached first, so there is
-    no moment without a filter; while both are attached the kernel asks both (and denies
-    what either denies)."""
+    """Attach the program for `state` to a cgroup2 directory, replacing the one pyoci attached
+    before (by `create`, or an earlier `update`; programs of others are left alone). The new
+    one is attached first, so there is no moment without a filter; while both are attached
+    the kernel asks both (and denies what either denies)."""
     from pyoci.linux import syscalls as sc
 
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         previous = sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE)
-        prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, program(state))
+        prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, program(state), PROGRAM_NAME)
         try:
             sc.bpf_prog_attach(fd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
         finally:
             os.close(prog)
         for prog_id in previous:
-            old = sc.bpf_prog_get_fd_by_id(prog_id)
             try:
-                sc.bpf_prog_detach(fd, old, sc.BPF_CGROUP_DEVICE)
+                old = sc.bpf_prog_get_fd_by_id(prog_id)
+            except FileNotFoundError:
+                continue  # detached meanwhile
+            try:
+                if sc.bpf_prog_name(old) == PROGRAM_NAME:
+                    sc.bpf_prog_detach(fd, old, sc.BPF_CGROUP_DEVICE)
             finally:
                 os.close(old)
-    finally:
-        os.close(fd)
-
-
-def attached(cgroup_dir: str) -> list[int]:
-    """Ids of the device programs attached to `cgroup_dir` (for tests and `features`)."""
-    from pyoci.linux import syscalls as sc
-
-    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE)
     finally:
         os.close(fd)

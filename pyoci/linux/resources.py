@@ -260,6 +260,23 @@ DEFAULT_ALLOWED = [
 ]
 
 
+def config_device_rules(devices: list) -> list[dict]:
+    """Allow rules for the nodes linux.devices creates, which must stay usable whatever the
+    rules (runc adds them the same way). `u` (unbuffered) is a character device to the
+    kernel; a fifo (`p`) needs no rule."""
+    return [
+        {
+            "allow": True,
+            "type": "c" if d.type == "u" else d.type,
+            "major": d.major,
+            "minor": d.minor,
+            "access": "rwm",
+        }
+        for d in devices
+        if d.type != "p"
+    ]
+
+
 def _devices(w: Writer, rules: list | None, field: str) -> None:
     """Deny all, then the rules in order, then the defaults (runc's semantics): written to the
     v1 devices cgroup where the host has one, else compiled to a BPF device program for the
@@ -296,7 +313,7 @@ def _check_device_rules(rules: object, field: str) -> None:
         where = f"{field}[{i}]"
         if not isinstance(rule, dict):
             raise PyociError(f"{where}: must be an object")
-        if rule.get("type", "a") not in ("a", "b", "c"):
+        if (rule.get("type") or "a") not in ("a", "b", "c"):
             raise PyociError(f"{where}.type: must be a, b or c, not {rule['type']!r}")
         for key in ("major", "minor"):
             value = rule.get(key)
@@ -304,7 +321,7 @@ def _check_device_rules(rules: object, field: str) -> None:
                 not isinstance(value, int) or isinstance(value, bool) or not -1 <= value < 2**32
             ):
                 raise PyociError(f"{where}.{key}: must be a device number or -1, not {value!r}")
-        access = rule.get("access", "rwm")
+        access = rule.get("access") or "rwm"
         if not isinstance(access, str) or set(access) - set("rwm"):
             raise PyociError(f"{where}.access: must be letters of rwm, not {access!r}")
 

@@ -13,6 +13,7 @@ import struct
 
 from pyoci.linux.syscalls import (
     _MIN_KERNEL,
+    BPF_OBJ_GET_INFO_BY_FD,
     BPF_PROG_ATTACH,
     BPF_PROG_DETACH,
     BPF_PROG_GET_FD_BY_ID,
@@ -215,13 +216,16 @@ def set_process_name(name: str) -> None:
 
 # --- bpf(2): union bpf_attr is filled by offset (linux/bpf.h), the rest left zero ------------
 _BPF_ATTR_SIZE = 128
+# Offset of `name` in struct bpf_prog_info: type, id, tag[8], jited/xlated lengths and
+# pointers, load_time, created_by_uid, nr_map_ids, map_ids, then name[16] (Linux 4.15).
+_BPF_PROG_INFO_NAME = 64
 
 
 def _bpf(cmd: int, attr: ctypes.Array) -> int:
     return _syscall(NR_BPF, _c_int(cmd), attr, ctypes.c_uint(_BPF_ATTR_SIZE))
 
 
-def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:
+def bpf_prog_load(prog_type: int, insns: bytes, name: str = "", license: str = "Apache") -> int:
     """BPF_PROG_LOAD: a CLOEXEC fd of the verified program. A rejected program is loaded
     once more with the verifier's log on (not the first time: a log too small for a valid
     program fails the load with ENOSPC), and that log is the OSError's message."""
@@ -230,6 +234,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache") -> int:
     attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
     struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
                      ctypes.addressof(lic))  # fmt: skip
+    struct.pack_into("16s", attr, 48, name.encode()[:15])  # prog_name
     try:
         return _bpf(BPF_PROG_LOAD, attr)
     except OSError as err:
@@ -267,6 +272,16 @@ def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
     return list(ids[:count])
 
 
+def bpf_prog_name(prog_fd: int) -> str:
+    """The name a program was loaded with (BPF_OBJ_GET_INFO_BY_FD: bpf_prog_info.name)."""
+    info = ctypes.create_string_buffer(_BPF_PROG_INFO_NAME + 16)
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("<IIQ", attr, 0, prog_fd, len(info), ctypes.addressof(info))
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    raw = info.raw[_BPF_PROG_INFO_NAME : _BPF_PROG_INFO_NAME + 16]
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
 def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
     struct.pack_into("<I", attr, 0, prog_id)
@@ -277,7 +292,15 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     """os.fork(), but the child is born in the cgroup2 directory `cgroup_fd`
     (clone3 with CLONE_INTO_CGROUP, Linux 5.7): no migration, so none of its costs (see
     pyoci.linux.cgroupjoin). Python's own fork bookkeeping is done through the C API made for
-    forks that do not go through os.fork (PyOS_BeforeFork / PyOS_AfterFork_*)."""
+    forks that do not go through os.fork (PyOS_BeforeFork / PyOS_AfterFork_*).
+
+    Only from a single-threaded process, as every pyoci stage is: the raw syscall skips
+    glibc's fork handling (atfork handlers, malloc locks, the thread id glibc caches), which
+    only matters when another thread could hold those."""
+    import _thread
+
+    if _thread._count():
+        raise RuntimeError("fork_into_cgroup: the process has other threads")
     args = struct.pack("<11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
     buf = ctypes.create_string_buffer(args, len(args))
     _pyapi.PyOS_BeforeFork()

@@ -456,9 +456,9 @@ NO_CLONE3 = (
 
 
 def test_placement_and_exec_where_clone3_is_refused(pyoci, bundle, new_id):
-    """pyoci starts stage 1 inside the cgroup2 directory with clone3(CLONE_INTO_CGROUP); where
-    that is refused it falls back to moving itself: the same cgroups for the init and for an
-    exec'd process."""
+    """The init (and exec's stage 1) is born in the cgroup2 directory with
+    clone3(CLONE_INTO_CGROUP); where clone3 is refused outright it is forked plainly and moves
+    itself through cgroup.procs: the same cgroups for the init and for an exec'd process."""
     import sys
 
     cid = new_id("nc3")
@@ -474,6 +474,36 @@ def test_placement_and_exec_where_clone3_is_refused(pyoci, bundle, new_id):
         assert result.returncode == 0, result.stderr
         seen = dict(line.split(":", 2)[1:] for line in result.stdout.splitlines())
         assert seen == paths, result.stdout
+
+
+def test_a_cgroup2_directory_that_refuses_the_init_is_a_clean_error(pyoci, bundle, new_id):
+    """A cgroup2 leaf with controllers enabled below it takes no process (EBUSY): the birth in
+    it fails after the kernel reserved a pid, so it is reported as such (a plain fork in the
+    new pid namespace would fail on ENOMEM), and nothing of the container is left."""
+    h = v2_hierarchy()
+    if h is None or not h.controllers:
+        pytest.skip("no cgroup2 hierarchy with a controller on this host")
+    cid = new_id("busy")
+    leaf = host_dir(h, f"/{PARENT}/{cid}")
+    os.makedirs(os.path.join(leaf, "child"))
+    try:
+        controller = sorted(h.controllers)[0]
+        for directory in (os.path.dirname(leaf), leaf):
+            Path(directory, "cgroup.subtree_control").write_text(f"+{controller}")
+        b = bundle("true", patch=lambda c: c["linux"].update(cgroupsPath=f"/{PARENT}/{cid}"))
+        result = pyoci("create", "--bundle", str(b.path), cid)
+        assert result.returncode == 1, result.stderr
+        line = one_line_error(result.stderr)
+        assert "linux.cgroupsPath" in line and leaf in line, line
+        assert "busy" in line, line
+        assert pyoci.state_entries() == []
+        pyoci.assert_nothing_left()
+        left = [d for d in leftover_dirs([cid]) if not d.startswith(leaf)]
+        assert not left, left
+    finally:
+        Path(leaf, "cgroup.subtree_control").write_text(f"-{sorted(h.controllers)[0]}")
+        os.rmdir(os.path.join(leaf, "child"))
+        os.rmdir(leaf)
 
 
 @pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
@@ -862,25 +892,97 @@ def test_v2_devices_enforced_by_a_bpf_program(pyoci_v2, bundle, new_id):
         assert "warn" not in live.err.read_text().lower(), live.err.read_text()
 
 
-def test_v2_no_device_rules_no_program(pyoci_v2, bundle, new_id):
-    cid = new_id("dev2")
-    with running(pyoci_v2, bundle(ready_script("true")), cid):
-        assert attached_device_programs(v2_dir(cid)) == 0
+DEFAULT_FILTER_SCRIPT = (
+    "mknod /dev/a c 240 0; echo x 2>&1 > /dev/a; "
+    "echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c"
+)
+
+
+def mknod_patch(c: dict) -> None:
+    add_caps(c, "CAP_MKNOD")
+    add_namespace(c, "cgroup")
+
+
+@pytest.mark.parametrize("view", ["host", "pure-v2"])
+def test_no_device_rules_still_a_default_filter(pyoci, bundle, new_id, view):
+    """No linux.resources.devices at all: deny all but the default devices anyway, as runc
+    (else a process with CAP_MKNOD could open any disk of the host)."""
+    if view == "host":
+        need_v1("devices")
+        runner = pyoci
+    else:
+        if v2_hierarchy() is None:
+            pytest.skip("no cgroup2 hierarchy on this host")
+        plain = pyoci.argv
+        pyoci.argv = lambda args, global_args=(): [*PURE_V2_VIEW, *plain(args, global_args)]
+        runner = pyoci
+    cid = new_id("dev0")
+    with running(
+        runner, bundle(ready_script(DEFAULT_FILTER_SCRIPT), patch=mknod_patch), cid
+    ) as live:
+        out = live.stdout
+        assert "/dev/a: Operation not permitted" in out, out
+        assert "null-ok" in out and "\n4\n" in out, out
+        if view == "pure-v2":
+            assert attached_device_programs(v2_dir(cid)) == 1
+        else:
+            listed = read(os.path.join(default_dirs(cid)["devices"], "devices.list"))
+            assert "a *:* rwm" not in listed, listed
 
 
 def test_v2_update_replaces_the_device_program(pyoci_v2, bundle, new_id):
-    """`update` with new device rules: the old program is detached, the new one enforced."""
+    """`update` with new device rules: the old program is detached, the new one enforced, and
+    the nodes of linux.devices stay usable (as at create)."""
     cid = new_id("dev2")
-    start_sleeper(pyoci_v2, bundle, cid, patch=device_patch)
+
+    def patch(c: dict) -> None:
+        device_patch(c)
+        c["linux"]["devices"] = [{"path": "/dev/given", "type": "c", "major": 241, "minor": 0}]
+
+    start_sleeper(pyoci_v2, bundle, cid, patch=patch)
     probe = ("exec", cid, "sh", "-c", "mknod /dev/b c 240 1; echo x > /dev/b")
+    given = ("exec", cid, "sh", "-c", "echo x > /dev/given")
     before = pyoci_v2(*probe)
     assert "Operation not permitted" in before.stderr, before.stderr
+    assert "No such device or address" in pyoci_v2(*given).stderr
     rules = {"devices": [{"allow": True, "type": "c", "major": 240, "minor": 1, "access": "rw"}]}
     result = run_with_stdin(pyoci_v2, ("update", "--resources", "-", cid), json.dumps(rules))
     assert result.returncode == 0, result.stderr
     assert attached_device_programs(v2_dir(cid)) == 1
     after = pyoci_v2(*probe)
     assert "No such device or address" in after.stderr, after.stderr
+    still = pyoci_v2(*given)
+    assert "No such device or address" in still.stderr, still.stderr
+    delete_force(pyoci_v2, cid)
+
+
+def test_v2_update_leaves_programs_of_others(pyoci_v2, bundle, new_id):
+    """A device program pyoci did not attach (an allow-all one here) survives an update."""
+    from pyoci.linux import devicefilter
+    from pyoci.linux import syscalls as sc
+
+    cid = new_id("dev2")
+    start_sleeper(pyoci_v2, bundle, cid, patch=device_patch)
+    directory = v2_dir(cid)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        other = sc.bpf_prog_load(
+            sc.BPF_PROG_TYPE_CGROUP_DEVICE, devicefilter.program(devicefilter.emulate([])), "other"
+        )
+        sc.bpf_prog_attach(fd, other, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
+        os.close(other)
+        assert attached_device_programs(directory) == 2
+        rules = {"devices": [{"allow": True, "type": "c", "major": 240, "access": "rw"}]}
+        result = run_with_stdin(pyoci_v2, ("update", "--resources", "-", cid), json.dumps(rules))
+        assert result.returncode == 0, result.stderr
+        names = []
+        for prog_id in sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE):
+            prog = sc.bpf_prog_get_fd_by_id(prog_id)
+            names.append(sc.bpf_prog_name(prog))
+            os.close(prog)
+        assert sorted(names) == ["other", devicefilter.PROGRAM_NAME], names
+    finally:
+        os.close(fd)
     delete_force(pyoci_v2, cid)
 
 
@@ -968,7 +1070,8 @@ def test_v2_container_sees_what_v1_gives(pyoci, bundle, new_id, rules):
 
 def probe_devices(cgroup_dir: str, nodes: dict, scratch: str) -> dict:
     """In a child placed in `cgroup_dir`: for each (type, major, minor) node, whether mknod,
-    O_RDONLY, O_WRONLY and O_RDWR are allowed (anything but EPERM is the driver's answer)."""
+    access(F_OK), O_RDONLY, O_WRONLY and O_RDWR are allowed (anything but EPERM is the
+    driver's answer)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -985,6 +1088,8 @@ def probe_devices(cgroup_dir: str, nodes: dict, scratch: str) -> dict:
                     out[(*key, "m")] = True
                 except PermissionError:
                     out[(*key, "m")] = False
+                # access(2) with F_OK asks the device cgroup with no access bit at all.
+                out[(*key, "f")] = os.access(path, os.F_OK)
                 for name, flags in (("r", os.O_RDONLY), ("w", os.O_WRONLY), ("rw", os.O_RDWR)):
                     try:
                         os.close(os.open(path, flags | os.O_NONBLOCK))
@@ -1053,7 +1158,7 @@ def test_device_program_agrees_with_the_kernels_v1_controller(tmp_path, containe
             kernel_v1 = probe_devices(d1, nodes, str(scratch))
             bpf = probe_devices(d2, nodes, str(scratch))
             assert bpf == kernel_v1, (rules, Path(d1, "devices.list").read_text())
-            bits = {"m": 1, "r": 2, "w": 4, "rw": 6}
+            bits = {"f": 0, "m": 1, "r": 2, "w": 4, "rw": 6}
             for (kind, major, minor, acc), allowed in kernel_v1.items():
                 t = devicefilter.DEVCG_DEV_BLOCK if kind == "b" else devicefilter.DEVCG_DEV_CHAR
                 assert state.allows(t, major, minor, bits[acc]) == allowed, (rules, kind, acc)

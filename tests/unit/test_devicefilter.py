@@ -116,7 +116,7 @@ PROBES = [
     for t in (B, C)
     for major in (1, 5, 240, 4095)  # majors are 12 bits, minors 20
     for minor in (0, 3, 2**20 - 1)
-    for acc in (M, R, W, R | W, R | W | M)
+    for acc in (0, M, R, W, R | W, R | W | M)  # 0: access(2) with F_OK asks with no bit
 ]
 
 
