@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 
 class MountEntry:
     """One /proc/self/mountinfo line: per-mount options and the filesystem's super options."""
@@ -37,3 +40,16 @@ def one_line_error(stderr: str) -> str:
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
     assert lines[0].startswith("pyoci: "), lines[0]
     return lines[0]
+
+
+def give_rootfs_to(bundle, host_id: int) -> None:
+    """Make a private rootfs usable by a user namespace whose root is host uid/gid `host_id`:
+    owned by it, and every directory above the bundle searchable (pytest's tmp dirs and a CI
+    clone's temp dir are 0700)."""
+    subprocess.run(["chown", "-R", f"{host_id}:{host_id}", str(bundle.rootfs)], check=True)
+    for parent in [bundle.path, *bundle.path.parents]:
+        if parent == Path("/"):
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)

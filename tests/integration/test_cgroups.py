@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from helpers import one_line_error
+from helpers import give_rootfs_to, one_line_error
 
 MiB = 1 << 20
 READY = "PYOCI-CGROUP-READY"
@@ -520,7 +520,8 @@ def test_placement_with_a_user_namespace(pyoci, bundle, new_id, cgroupns):
         if cgroupns:
             add_namespace(c, "cgroup")
 
-    b = bundle(ready_script("cat /proc/self/cgroup"), patch=patch)
+    b = bundle(ready_script("cat /proc/self/cgroup"), private=True, patch=patch)
+    give_rootfs_to(b, 100000)
     paths = expected_paths(f"/pyoci/{cid}")
     with running(pyoci, b, cid) as live:
         seen = dict(line.split(":", 2)[1:] for line in live.stdout.splitlines() if ":" in line)

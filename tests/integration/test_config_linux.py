@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import one_line_error, parse_mountinfo
+from helpers import give_rootfs_to, one_line_error, parse_mountinfo
 
 # --- helpers -------------------------------------------------------------------------------------
 # Two disjoint ranges each, so a wrong (single-range) map shows.
@@ -114,14 +114,7 @@ def userns_bundle(bundle, args, *, patch=None, **kwargs):
             patch(config)
 
     b = bundle(args, private=True, patch=with_userns, **kwargs)
-    subprocess.run(["chown", "-R", f"{HOST_ROOT}:{HOST_ROOT}", str(b.rootfs)], check=True)
-    # The mapped root must be able to walk to the bundle (pytest's tmp dirs are 0700).
-    for parent in [b.path, *b.path.parents]:
-        if parent == Path("/"):
-            break
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
+    give_rootfs_to(b, HOST_ROOT)
     return b
 
 
