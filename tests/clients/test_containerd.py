@@ -505,19 +505,22 @@ def test_run_burst(ctr: Ctr) -> None:
     """Short-lived containers, several at a time, which shakes out races: the shim reaps an
     exited init at once, so `start` must not look the process up after letting it run (it may
     be gone already), and `create` must not rely on the order in which its two children
-    report (stage 1's pid, the init's ready)."""
+    report (stage 1's pid, the init's ready). Each container exits with its own code, which
+    proves its own command ran. Output is test_run_output_and_exit_code's job: under a burst,
+    ctr now and then drops the output of a process that exits right after printing
+    (containerd#5741, a client-side race; once in ~500 runs here, with runc as with pyoci)."""
 
-    def one(n: int) -> tuple[str, int, str, str]:
+    def one(n: int) -> tuple[str, int, str]:
         cid = ctr.id(f"burst{n}")
-        result = ctr.run(cid, "echo", f"burst {n}", options=("--rm",))
-        return cid, result.returncode, result.stdout, result.stderr
+        result = ctr.run(cid, "sh", "-c", f"exit {n + 1}", options=("--rm",))
+        return cid, result.returncode, result.stderr
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(one, range(18)))
-    failed = [f"{cid}: exit {code}: {err.strip()}" for cid, code, _, err in results if code]
-    assert not failed, "\n".join(failed)
-    assert [out for _, _, out, _ in results] == [f"burst {n}\n" for n in range(18)]
-    leftovers = [item for cid, _, _, _ in results for item in ctr.leftovers(cid)]
+    wrong = [f"{cid}: exit {code}: {err.strip()}" for n, (cid, code, err) in enumerate(results)
+             if code != n + 1]  # fmt: skip
+    assert not wrong, "\n".join(wrong)
+    leftovers = [item for cid, _, _ in results for item in ctr.leftovers(cid)]
     assert not leftovers, leftovers
 
 
