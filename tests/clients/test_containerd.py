@@ -508,7 +508,8 @@ def test_run_burst(ctr: Ctr) -> None:
     report (stage 1's pid, the init's ready). Each container exits with its own code, which
     proves its own command ran. Output is test_run_output_and_exit_code's job: under a burst,
     ctr now and then drops the output of a process that exits right after printing
-    (containerd#5741, a client-side race; once in ~500 runs here, with runc as with pyoci)."""
+    (containerd#5741, reported with runc; seen here once in ~700 runs of this test's
+    containers, with pyoci)."""
 
     def one(n: int) -> tuple[str, int, str]:
         cid = ctr.id(f"burst{n}")
