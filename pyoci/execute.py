@@ -219,12 +219,15 @@ def spawn(plan: ExecPlan) -> int:
     # Into the init's cgroups without the kernel's migration lock (pyoci.linux.cgroupjoin):
     # born in its cgroup2 directory, then the child joins the v1 hierarchies itself.
     v1_dirs, v2_dir = plan.cgroup_dirs
+    v2_fd = None
     try:
         v2_fd = cgroupjoin.open_dir(v2_dir, "exec")
         stage1, in_v2 = cgroupjoin.fork_into(v2_fd, "exec", v2_dir or "")
     except BaseException:
-        parent_sock.close()
-        child_sock.close()
+        for fd in (parent_sock, child_sock):
+            fd.close()
+        if v2_fd is not None:
+            os.close(v2_fd)
         plan.close()
         raise
     if stage1 == 0:

@@ -6,7 +6,8 @@
  plan everything, open ns paths
  fork ───────────────────────────────▶ load ctypes
  make the cgroup, limits ── GO ──────▶ join the v1 cgroups
-                                      (and cgroup2 now if a user ns follows)
+                                      (cgroup2 too if a user or a joined
+                                      cgroup ns follows)
                                       join/create user ns
  ◀────────────── USERNS_READY ──────── (only for a new user ns)
  write uid_map/gid_map ── MAPPED ────▶
