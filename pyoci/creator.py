@@ -78,8 +78,10 @@ class Creator:
                 process.stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
             child_sock.close()
-            self._make_cgroup()  # while stage 1 loads ctypes (~2 ms): one wait instead of two
-            parent_sock.send(process.GO)
+            # While stage 1 loads ctypes (~2 ms): one wait instead of two. A cgroup2 device
+            # program travels with GO, for stage 1 to load (ctypes stays out of this process).
+            device_program = self._make_cgroup()
+            parent_sock.send(process.GO + device_program)
             self._handshake(parent_sock)
         finally:
             parent_sock.close()
@@ -104,14 +106,15 @@ class Creator:
         )
         self.device_rules = resources.config_device_rules(self.spec.devices)
 
-    def _make_cgroup(self) -> None:
-        """Create the planned cgroup and apply linux.resources. On failure it has removed
-        what it made; abort() stops stage 1."""
+    def _make_cgroup(self) -> bytes:
+        """Create the planned cgroup and apply linux.resources; return the cgroup2 device
+        program to load, if any (b""). On failure it has removed what it made; abort() stops
+        stage 1."""
         from pyoci.linux import resources
 
         manager, spec = self.cgroup, self.spec
         if manager is None:
-            return
+            return b""
         try:
             manager.create()
         except PyociError:
@@ -122,7 +125,9 @@ class Creator:
         # Always a device filter, as runc: deny all, the rules, the defaults and linux.devices
         # (without rules a process with CAP_MKNOD could open any disk of the host).
         res["devices"] = [*(res.get("devices") or []), *self.device_rules]
-        resources.apply(manager, res, warn)
+        deferred: list[tuple[str, bytes, str]] = []
+        resources.apply(manager, res, warn, defer_bpf=deferred)
+        return deferred[0][1] if deferred else b""
 
     def _container_root_ids(self) -> tuple[int, int]:
         """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""

@@ -45,7 +45,7 @@ from pyoci.linux.paths import make_in_root
 USERNS_READY = b"USERNS_READY"
 HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
 HOOKS_DONE = b"HOOKS_DONE"
-GO = b"GO"  # P → C1: the cgroup directories exist, with their limits
+GO = b"GO"  # P → C1: the cgroup exists, with its limits; + a cgroup2 device program, if any
 MAPPED = b"MAPPED"
 PID = b"PID"
 READY = b"READY"
@@ -245,8 +245,13 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         sc.bind()  # ctypes, now: still in the host's mount namespace (see syscalls.py)
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if sock.recv(16) != GO:
+        go = sock.recv(1 << 20)
+        if not go.startswith(GO):
             os._exit(1)
+        if go[len(GO) :]:  # the cgroup2 device program, compiled by the parent
+            from pyoci.linux import resources
+
+            resources.install_bpf(plan.cgroup_v2, go[len(GO) :], "linux.resources.devices")
         ns = plan.ns
         # Into the cgroups first, while still the host's root in the host's namespaces. The
         # cgroup2 directory (an fd: later lookups would resolve in the container's namespaces)

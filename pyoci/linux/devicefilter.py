@@ -161,17 +161,17 @@ def program(state: DeviceRules) -> bytes:
 PROGRAM_NAME = "pyoci_devices"  # bpf_prog_info.name: how install() knows its own programs
 
 
-def install(cgroup_dir: str, state: DeviceRules) -> None:
-    """Attach the program for `state` to a cgroup2 directory, replacing the one pyoci attached
-    before (by `create`, or an earlier `update`; programs of others are left alone). The new
-    one is attached first, so there is no moment without a filter; while both are attached
-    the kernel asks both (and denies what either denies)."""
+def install(cgroup_dir: str, code: bytes) -> None:
+    """Attach a program made by `program` to a cgroup2 directory, replacing the one pyoci
+    attached before (by `create`, or an earlier `update`; programs of others are left alone).
+    The new one is attached first, so there is no moment without a filter; while both are
+    attached the kernel asks both (and denies what either denies)."""
     from pyoci.linux import syscalls as sc
 
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         previous = sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE)
-        prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, program(state), PROGRAM_NAME)
+        prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, code, PROGRAM_NAME)
         try:
             sc.bpf_prog_attach(fd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
         finally:

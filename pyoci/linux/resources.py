@@ -33,9 +33,10 @@ def blkio_weight_to_io_weight(weight: int) -> int:
 class Writer:
     """Collects (field, file, value) writes against a Manager and performs them."""
 
-    def __init__(self, manager, warn) -> None:
+    def __init__(self, manager, warn, defer_bpf: list | None = None) -> None:
         self.m = manager
         self.warn = warn
+        self.defer_bpf = defer_bpf
 
     def v1(self, controller: str) -> str | None:
         return self.m.dirs.get(controller)
@@ -88,9 +89,17 @@ class Writer:
         )
 
 
-def apply(manager, resources: dict, warn=lambda msg: None, prefix: str = "linux.resources") -> None:
-    """Write every resource of `resources` into the container's cgroup."""
-    w = Writer(manager, warn)
+def apply(
+    manager,
+    resources: dict,
+    warn=lambda msg: None,
+    prefix: str = "linux.resources",
+    defer_bpf: list | None = None,
+) -> None:
+    """Write every resource of `resources` into the container's cgroup. With `defer_bpf`, a
+    cgroup2 device program is compiled but not loaded: (directory, code, field) is appended
+    for `install_bpf` (create's stage 1 does it, so that the parent needs no ctypes)."""
+    w = Writer(manager, warn, defer_bpf)
     _memory(w, resources.get("memory") or {}, f"{prefix}.memory")
     _cpu(w, resources.get("cpu") or {}, f"{prefix}.cpu")
     pids = resources.get("pids") or {}
@@ -288,7 +297,13 @@ def _devices(w: Writer, rules: list | None, field: str) -> None:
     d1 = w.v1("devices")
     if not d1:
         if w.m.v2_dir:
-            _devices_bpf(w.m.v2_dir, full, field)
+            from pyoci.linux import devicefilter
+
+            code = devicefilter.program(devicefilter.emulate(full))
+            if w.defer_bpf is not None:
+                w.defer_bpf.append((w.m.v2_dir, code, field))
+            else:
+                install_bpf(w.m.v2_dir, code, field)
         elif rules:
             w.warn(f"{field}: no devices cgroup on this host: ignored")
         return
@@ -326,11 +341,12 @@ def _check_device_rules(rules: object, field: str) -> None:
             raise PyociError(f"{where}.access: must be letters of rwm, not {access!r}")
 
 
-def _devices_bpf(directory: str, rules: list[dict], field: str) -> None:
+def install_bpf(directory: str, code: bytes, field: str) -> None:
+    """Load and attach a device program (pyoci.linux.devicefilter), errors named by field."""
     from pyoci.linux import devicefilter
 
     try:
-        devicefilter.install(directory, devicefilter.emulate(rules))
+        devicefilter.install(directory, code)
     except OSError as err:
         raise PyociError(
             f"{field}: installing the BPF device filter on {directory}: {err.strerror}", err.errno

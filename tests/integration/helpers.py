@@ -53,3 +53,12 @@ def give_rootfs_to(bundle, host_id: int) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
+
+
+# Runs the rest of argv with a pure cgroup-v2 view of this host: a private mount namespace in
+# which /sys/fs/cgroup is the cgroup2 hierarchy alone (the v1 mounts unmounted), exactly what
+# pyoci finds on a v2 host.
+PURE_V2_VIEW = (
+    "unshare", "--mount", "--propagation", "private", "sh", "-c",
+    'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"',
+)  # fmt: skip

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from helpers import give_rootfs_to, one_line_error
+from helpers import PURE_V2_VIEW, give_rootfs_to, one_line_error
 
 MiB = 1 << 20
 READY = "PYOCI-CGROUP-READY"
@@ -839,10 +839,6 @@ def test_devices_enforced(pyoci, bundle, new_id):
 # these tests make pure v2 where they need it: each pyoci call runs in a private mount namespace
 # in which /sys/fs/cgroup is the cgroup2 hierarchy alone (the v1 mounts unmounted), exactly what
 # pyoci finds on a v2 host. The kernel's own v1 devices controller is the reference.
-PURE_V2_VIEW = (
-    "unshare", "--mount", "--propagation", "private", "sh", "-c",
-    'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"',
-)  # fmt: skip
 
 
 @pytest.fixture
@@ -1155,7 +1151,7 @@ def test_device_program_agrees_with_the_kernels_v1_controller(tmp_path, containe
                 line = "a" if r["type"] == "a" else f"{r['type']} {major}:{minor} {r['access']}"
                 Path(d1, "devices.allow" if r["allow"] else "devices.deny").write_text(line)
             state = devicefilter.emulate(rules)
-            devicefilter.install(d2, state)
+            devicefilter.install(d2, devicefilter.program(state))
             kernel_v1 = probe_devices(d1, nodes, str(scratch))
             bpf = probe_devices(d2, nodes, str(scratch))
             assert bpf == kernel_v1, (rules, Path(d1, "devices.list").read_text())

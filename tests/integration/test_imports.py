@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from helpers import PURE_V2_VIEW
+
 REPO = Path(__file__).resolve().parents[2]
 
 LAUNCHER = """
@@ -34,13 +37,15 @@ entry()
 """
 
 
-def traced(pyoci, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list]:
+def traced(
+    pyoci, tmp_path: Path, *args: str, prefix: tuple[str, ...] = ()
+) -> tuple[subprocess.CompletedProcess, list]:
     import site
 
     log = tmp_path / "imports.log"
     script = tmp_path / "launcher.py"
     script.write_text(LAUNCHER.format(paths=[str(REPO), *site.getsitepackages()], log=str(log)))
-    argv = [sys.executable, "-I", "-S", str(script), "--root", str(pyoci.root), *args]
+    argv = [*prefix, sys.executable, "-I", "-S", str(script), "--root", str(pyoci.root), *args]
     result = subprocess.run(
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False
     )
@@ -48,11 +53,20 @@ def traced(pyoci, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProce
     return result, [(int(pid), ns, module) for pid, ns, module in events]
 
 
-def test_run_imports_only_on_the_host_and_ctypes_only_in_stage_1(pyoci, bundle, new_id, tmp_path):
-    host_ns = os.readlink("/proc/self/ns/mnt")
-    result, events = traced(pyoci, tmp_path, "run", "--bundle", str(bundle("true").path), new_id())
+@pytest.mark.parametrize("view", ["host", "pure-v2"])
+def test_run_imports_only_on_the_host_and_ctypes_only_in_stage_1(
+    pyoci, bundle, new_id, tmp_path, view
+):
+    """Also on a pure cgroup-v2 host, where the device rules become a BPF program: the parent
+    compiles it, stage 1 loads it."""
+    prefix = PURE_V2_VIEW if view == "pure-v2" else ()
+    b = bundle("true", patch=lambda c: c["linux"].update(resources={"devices": []}))
+    result, events = traced(pyoci, tmp_path, "run", "--bundle", str(b.path), new_id(),
+                            prefix=prefix)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    parent = events[0][0]
+    parent, host_ns = events[0][0], events[0][1]  # the view's own namespace is the host's here
+    if not prefix:
+        assert host_ns == os.readlink("/proc/self/ns/mnt")
     assert any(module == "pyoci.process" for pid, _, module in events if pid == parent)
     after_entering = [(pid, module) for pid, ns, module in events if ns != host_ns]
     assert not after_entering, f"imports inside the container's mount namespace: {after_entering}"
