@@ -125,9 +125,9 @@ class Creator:
         # Always a device filter, as runc: deny all, the rules, the defaults and linux.devices
         # (without rules a process with CAP_MKNOD could open any disk of the host).
         res["devices"] = [*(res.get("devices") or []), *self.device_rules]
-        deferred: list[tuple[str, bytes, str]] = []
+        deferred: list[bytes] = []
         resources.apply(manager, res, warn, defer_bpf=deferred)
-        return deferred[0][1] if deferred else b""
+        return deferred[0] if deferred else b""
 
     def _container_root_ids(self) -> tuple[int, int]:
         """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""

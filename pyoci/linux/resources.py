@@ -97,8 +97,9 @@ def apply(
     defer_bpf: list | None = None,
 ) -> None:
     """Write every resource of `resources` into the container's cgroup. With `defer_bpf`, a
-    cgroup2 device program is compiled but not loaded: (directory, code, field) is appended
-    for `install_bpf` (create's stage 1 does it, so that the parent needs no ctypes)."""
+    cgroup2 device program is compiled but not loaded: its code is appended, for
+    `install_bpf` on the manager's cgroup2 directory (create's stage 1 does it, so that the
+    parent needs no ctypes)."""
     w = Writer(manager, warn, defer_bpf)
     _memory(w, resources.get("memory") or {}, f"{prefix}.memory")
     _cpu(w, resources.get("cpu") or {}, f"{prefix}.cpu")
@@ -301,17 +302,15 @@ def _devices(w: Writer, rules: list | None, field: str) -> None:
 
             code = devicefilter.program(devicefilter.emulate(full))
             if w.defer_bpf is not None:
-                w.defer_bpf.append((w.m.v2_dir, code, field))
+                w.defer_bpf.append(code)
             else:
                 install_bpf(w.m.v2_dir, code, field)
         elif rules:
             w.warn(f"{field}: no devices cgroup on this host: ignored")
         return
-    for i, rule in enumerate(full):
-        if i == 0 or i > len(rules):
-            where = field if i == 0 else f"{field} (default device)"
-        else:
-            where = f"{field}[{i - 1}]"
+    w.write(field, d1, "devices.deny", "a")
+    for i, rule in enumerate(full[1:]):
+        where = f"{field}[{i}]" if i < len(rules) else f"{field} (default device)"
         kind = rule.get("type") or "a"
         major = "*" if rule.get("major") in (None, -1) else rule["major"]
         minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
