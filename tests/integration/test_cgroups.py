@@ -447,6 +447,14 @@ def test_placement(pyoci, bundle, new_id, case):
         assert not os.path.exists(directory), directory
 
 
+def run_under(pyoci, *prefix: str):
+    """Every later call of the runner (its teardown's too) runs under `prefix` (a pure-v2
+    view, a seccomp wrapper); returns the plain argv builder, to restore it."""
+    plain = pyoci.argv
+    pyoci.argv = lambda args, global_args=(): [*prefix, *plain(args, global_args)]
+    return plain
+
+
 # Runs the rest of argv with clone3 failing ENOSYS, as on an old kernel or in a sandbox whose
 # seccomp profile predates it (pyoci's own filter library: a real filter, not a mock).
 NO_CLONE3 = (
@@ -462,9 +470,7 @@ def test_placement_and_exec_where_clone3_is_refused(pyoci, bundle, new_id):
     import sys
 
     cid = new_id("nc3")
-    plain = pyoci.argv
-    pyoci.argv = lambda args, global_args=(): [sys.executable, "-c", NO_CLONE3,
-                                               *plain(args, global_args)]  # fmt: skip
+    run_under(pyoci, sys.executable, "-c", NO_CLONE3)
     b = bundle(ready_script("cat /proc/self/cgroup"))
     paths = expected_paths(f"/pyoci/{cid}")
     with running(pyoci, b, cid) as live:
@@ -846,8 +852,7 @@ def pyoci_v2(pyoci):
     """The test's runner, every call (teardown's too) seeing a pure cgroup-v2 host."""
     if v2_hierarchy() is None:
         pytest.skip("no cgroup2 hierarchy on this host")
-    plain = pyoci.argv
-    pyoci.argv = lambda args, global_args=(): [*PURE_V2_VIEW, *plain(args, global_args)]
+    run_under(pyoci, *PURE_V2_VIEW)
     return pyoci
 
 
@@ -906,16 +911,13 @@ def test_no_device_rules_still_a_default_filter(pyoci, bundle, new_id, view):
     (else a process with CAP_MKNOD could open any disk of the host)."""
     if view == "host":
         need_v1("devices")
-        runner = pyoci
+    elif v2_hierarchy() is None:
+        pytest.skip("no cgroup2 hierarchy on this host")
     else:
-        if v2_hierarchy() is None:
-            pytest.skip("no cgroup2 hierarchy on this host")
-        plain = pyoci.argv
-        pyoci.argv = lambda args, global_args=(): [*PURE_V2_VIEW, *plain(args, global_args)]
-        runner = pyoci
+        run_under(pyoci, *PURE_V2_VIEW)
     cid = new_id("dev0")
     with running(
-        runner, bundle(ready_script(DEFAULT_FILTER_SCRIPT), patch=mknod_patch), cid
+        pyoci, bundle(ready_script(DEFAULT_FILTER_SCRIPT), patch=mknod_patch), cid
     ) as live:
         out = live.stdout
         assert "/dev/a: Operation not permitted" in out, out
@@ -1055,8 +1057,7 @@ def test_v2_container_sees_what_v1_gives(pyoci, bundle, new_id, rules):
 
     b = bundle(PROBE_SCRIPT, patch=patch)
     v1 = pyoci.run(b, new_id("dev1"))
-    plain = pyoci.argv
-    pyoci.argv = lambda args, global_args=(): [*PURE_V2_VIEW, *plain(args, global_args)]
+    plain = run_under(pyoci, *PURE_V2_VIEW)
     v2 = pyoci.run(b, new_id("dev2"))
     pyoci.argv = plain
     assert v1.returncode == 0 and v2.returncode == 0, (v1.stderr, v2.stderr)
