@@ -7,17 +7,23 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 PYOCI       := $(BIN)/pyoci
 # busybox-static: the bundles' rootfs; runc, crun, hyperfine: references for tests and bench;
-# gcc, libcap-dev, python3-dev: python-prctl builds from source; libseccomp2: seccomp at run time;
+# gcc, libcap-dev, python3-dev: python-prctl builds from source, gcc the sealed exec helper;
+# libc6-dev: the security tests build static attacker programs; libseccomp2: seccomp at run time;
 # golang-github-containers-common: podman's default seccomp profile, a test fixture;
 # uidmap: newuidmap/newgidmap for rootless multi-range mappings;
 # podman, conmon, catatonit, containerd, docker.io: the real clients of tests/clients.
-APT_PACKAGES := busybox-static runc crun hyperfine time gcc libcap-dev python3-dev python3-venv \
+APT_PACKAGES := busybox-static runc crun hyperfine time gcc libc6-dev libcap-dev python3-dev python3-venv \
                 libseccomp2 iproute2 procps golang-github-containers-common uidmap \
                 podman conmon catatonit containerd docker.io
 
-.PHONY: install system venv bundles demo test unit integration lint format bench clean
+HELPER      := pyoci/linux/pyoci-exec
+HELPER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
+                 -fno-asynchronous-unwind-tables -Wall -Wextra -Werror \
+                 -Wl,--build-id=none -Wl,-z,noexecstack -s
 
-install: system venv bundles demo
+.PHONY: install system venv helper bundles demo test unit integration lint format bench clean
+
+install: system venv helper bundles demo
 
 system:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -35,12 +41,18 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python tools/mklauncher.py $(VENV) .
 	touch $@
 
+# The sealed exec helper (pyoci/linux/exechelper.c says why): no libc, a few KB.
+helper: $(HELPER)
+
+$(HELPER): pyoci/linux/exechelper.c
+	gcc $(HELPER_CFLAGS) -o $@ $<
+
 bundles: bundles/busybox/rootfs/bin/busybox
 
 bundles/busybox/rootfs/bin/busybox: tools/mkrootfs.sh
 	tools/mkrootfs.sh bundles/busybox/rootfs
 
-demo: venv bundles
+demo: venv helper bundles
 	@echo "--- pyoci run of bundles/busybox:"
 	$(PYOCI) run --bundle bundles/busybox pyoci-demo-$$$$
 
@@ -58,12 +70,12 @@ unit:
 integration:
 	$(BIN)/python -m pytest tests/integration -q
 
-test: lint
+test: lint helper
 	$(BIN)/python -m pytest -q -rs
 
-bench: venv bundles
+bench: venv helper bundles
 	$(BIN)/python tools/bench.py --pyoci $(PYOCI) --json bench-results.json
 
 clean:
-	rm -rf bundles/*/rootfs build *.egg-info .pytest_cache .ruff_cache bench-results.json
+	rm -rf bundles/*/rootfs build *.egg-info .pytest_cache .ruff_cache bench-results.json $(HELPER)
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -66,7 +66,11 @@ class Creator:
         root_uid, root_gid = self._container_root_ids()
         if os.geteuid() == 0 and (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)  # the init opens it as the container's root
-        self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The fifo itself, not its directory: the init holds no host directory while it
+        # waits. Without a /proc in the container only the directory leads back to it.
+        self.plan.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        if not self.plan.has_proc:
+            self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             # Stage 1 joins the container's cgroups itself once they exist (GO), and the init
@@ -229,6 +233,8 @@ class Creator:
                 wait_exit(self.init_pid, timeout=10)
             self.init_pid = 0
         if self.cgroup is not None:
+            # Whatever is in the cgroup now is this create's (an init whose pid never reached
+            # us, a hook it forked): Manager.create refused a cgroup holding any process.
             for pid in self.cgroup.pids():
                 try:
                     os.kill(pid, 9)

@@ -115,6 +115,7 @@ class ExecPlan:
         seccomp: dict | None = None,
     ) -> None:
         from pyoci.linux import caps as capslib
+        from pyoci.linux import exechelper
 
         self.console_fd = console_fd
         self.seccomp = None
@@ -131,7 +132,9 @@ class ExecPlan:
         self.last_cap = capslib.last_cap()
         self.ns_fds: list[tuple[str, int]] = []
         self.in_user_ns = False
+        self.helper_fd = -1
         try:
+            self.helper_fd = exechelper.sealed_copy()  # see pyoci.linux.exechelper
             for name in NS_ORDER:
                 theirs = f"/proc/{init_pid}/ns/{name}"
                 try:
@@ -154,10 +157,18 @@ class ExecPlan:
         # (v1 dirs, cgroup2 dir fd, whether to move into it, its path): set in the child.
         self.cgroup_join: tuple[list[str], int | None, bool, str] | None = None
 
-    def close(self) -> None:
+    def close_namespaces(self) -> None:
+        """Stage 1, once joined: stage 2 must not hold the host's namespace fds."""
         for _, fd in self.ns_fds:
             os.close(fd)
         self.ns_fds = []
+
+    def close(self) -> None:
+        """The parent's copies, once stage 1 has its own."""
+        self.close_namespaces()
+        if self.helper_fd >= 0:
+            os.close(self.helper_fd)
+            self.helper_fd = -1
 
 
 def _stage1(plan: ExecPlan, sock) -> None:
@@ -167,6 +178,14 @@ def _stage1(plan: ExecPlan, sock) -> None:
     try:
         sc.set_process_name("pyoci:[1:EXEC]")
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+        # Before entering anything of the container's: no /proc/PID access to us from inside
+        # (kept by stage 2 until its execve), and none of the caller's fds but stdio and the
+        # preserved ones (they would be reachable, e.g. as `--cwd /proc/self/fd/N`).
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        keep = {sock.fileno(), plan.helper_fd, plan.console_fd, *(fd for _, fd in plan.ns_fds)}
+        if plan.cgroup_join is not None and plan.cgroup_join[1] is not None:
+            keep.add(plan.cgroup_join[1])
+        process.close_inherited_fds(3 + plan.preserve_fds, keep)
         if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
             v1_dirs, v2_fd, join_v2, v2_dir = plan.cgroup_join
             cgroupjoin.join_self(v1_dirs, v2_fd if join_v2 else None, "exec", v2_dir)
@@ -179,6 +198,7 @@ def _stage1(plan: ExecPlan, sock) -> None:
                 raise PyociError(
                     f"exec: joining the {name} namespace: {err.strerror.lower()}"
                 ) from None
+        plan.close_namespaces()
         pid = os.fork()
         if pid == 0:
             _stage2(plan, sock)
@@ -190,6 +210,9 @@ def _stage1(plan: ExecPlan, sock) -> None:
 
 
 def _stage2(plan: ExecPlan, sock) -> None:
+    from pyoci.linux import exechelper
+    from pyoci.linux import syscalls as sc
+
     try:
         proc = plan.process
         if proc.user.username:
@@ -199,14 +222,18 @@ def _stage2(plan: ExecPlan, sock) -> None:
         if proc.terminal:
             from pyoci.linux import console
 
-            console.setup_terminal(plan.console_fd, proc.console_size)
+            console.setup_terminal(plan.console_fd, proc.console_size)  # and closes it
         process._set_rlimits(proc)
         if proc.user.umask is not None:
             os.umask(proc.user.umask)
-        process._chdir(proc.cwd)
+        process.chdir_in_root(proc.cwd)  # as root: a missing cwd is created
         exec_path = process.lookup_executable(proc.args[0], plan.env.get("PATH"))
-        process.load_seccomp_and_drop_privileges(plan.seccomp, proc, plan.last_cap, plan.in_user_ns)
-        process.exec_process(proc, exec_path, plan.env, plan.preserve_fds)
+        process.load_seccomp_and_drop_privileges(
+            plan.seccomp, proc, plan.last_cap, plan.in_user_ns, plan.preserve_fds
+        )
+        sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
+        # Never from Python straight into a container file (pyoci.linux.exechelper).
+        exechelper.exec_through(plan.helper_fd, exec_path, proc.args, plan.env)
     except BaseException as err:  # noqa: BLE001
         process.send_error(sock, err)
     os._exit(1)

@@ -23,8 +23,12 @@ HOOK_STATUS = {
 }
 
 
-def run_hook(name: str, index: int, hook: dict, state_json: bytes) -> None:
-    """Run hooks.<name>[index]; a non-zero exit, a signal or a timeout raises PyociError."""
+def run_hook(
+    name: str, index: int, hook: dict, state_json: bytes, exec_helper_fd: int = -1
+) -> None:
+    """Run hooks.<name>[index]; a non-zero exit, a signal or a timeout raises PyociError.
+    `exec_helper_fd`: in the container's init, the hook is exec'd through the sealed
+    pyoci-exec, never straight from the host's interpreter (pyoci.linux.exechelper)."""
     import select
 
     field = f"hooks.{name}[{index}]"
@@ -41,6 +45,8 @@ def run_hook(name: str, index: int, hook: dict, state_json: bytes) -> None:
         try:
             os.close(stdin_w)
             os.dup2(stdin_r, 0)
+            if exec_helper_fd >= 0:
+                os.execve(exec_helper_fd, ["pyoci-exec", "-", path, *args], env)
             os.execve(path, args, env)
         except OSError as err:
             os.write(2, f"pyoci: {field}: exec {path}: {err.strerror.lower()}\n".encode())
@@ -70,7 +76,14 @@ def run_hook(name: str, index: int, hook: dict, state_json: bytes) -> None:
         raise PyociError(f"{field}: {path} failed: {how}")
 
 
-def run_hooks(name: str, hooks: dict, state: dict, warn_only: bool = False, log=None) -> None:
+def run_hooks(
+    name: str,
+    hooks: dict,
+    state: dict,
+    warn_only: bool = False,
+    log=None,
+    exec_helper_fd: int = -1,
+) -> None:
     """Run every hook of `name` in order; `warn_only` (poststart, poststop) logs failures."""
     from pyoci import jsonfast
 
@@ -80,7 +93,7 @@ def run_hooks(name: str, hooks: dict, state: dict, warn_only: bool = False, log=
     state_json = jsonfast.dumps(dict(state, status=HOOK_STATUS[name])).encode()
     for index, hook in enumerate(entries):
         try:
-            run_hook(name, index, hook, state_json)
+            run_hook(name, index, hook, state_json, exec_helper_fd)
         except PyociError as err:
             if not warn_only:
                 raise

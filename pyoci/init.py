@@ -15,6 +15,7 @@ from __future__ import annotations
 import _signal
 import os
 
+from pyoci.linux import syscalls as sc
 from pyoci.reaping import shell_exit_code
 
 _UNCATCHABLE = (_signal.SIGKILL, _signal.SIGSTOP)
@@ -35,6 +36,9 @@ def fork_and_reap(exec_child) -> None:  # exec_child: a callable that execs, nev
             os.write(2, f"pyoci: {msg}\n".encode())
             os._exit(127 if getattr(err, "errno", 0) == 2 else 126)
         os._exit(127)
+    # PID 1 lives as long as the container and needs no fd but stdio: namespace fds, the
+    # seccomp listener's socket, exec.fifo, the preserved fds all belong to the child alone.
+    sc.close_range(3)
     os._exit(reap_until(child))
 
 

@@ -38,9 +38,10 @@ import os
 from pyoci import jsonfast
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
-from pyoci.linux import cgroupjoin, devices, mounts, namespaces, rootfs
+from pyoci.linux import cgroupjoin, devices, exechelper, mounts, namespaces, rootfs
 from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import make_in_root
+from pyoci.state import FIFO_FILE
 
 USERNS_READY = b"USERNS_READY"
 HOOKS = b"HOOKS"  # C2 → P: run prestart/createRuntime now; P answers HOOKS_DONE <state json>
@@ -51,8 +52,6 @@ PID = b"PID"
 READY = b"READY"
 ERROR = b"ERROR"
 
-# Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; an exec'd program must get defaults.
-_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _WAIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -78,7 +77,14 @@ class InitPlan:
         self.state_dir = state_dir
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
-        self.state_fd = -1  # opened by the parent right before the fork
+        # exec.fifo as an O_PATH fd (opened by the parent right before the fork): the waiting
+        # process reopens it through /proc/self/fd, so no host directory is held. Without a
+        # /proc in the container, the state dir's fd (`state_fd`) is the only way back to it.
+        self.fifo_fd = -1
+        self.state_fd = -1
+        self.has_proc = any(m.destination.rstrip("/") == "/proc" for m in spec.mounts)
+        # The sealed pyoci-exec (pyoci.linux.exechelper): the only program the init execs.
+        self.helper_fd = -1
         # The container's cgroup directories, joined as pyoci.linux.cgroupjoin explains.
         self.cgroup_v1: list[str] = cgroup.v1_dirs() if cgroup is not None else []
         self.cgroup_v2: str | None = cgroup.v2_dir if cgroup is not None else None
@@ -174,6 +180,35 @@ class InitPlan:
             self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
         if process and process.rlimits:
             import resource  # noqa: F401  (loaded now, used after the fork)
+        # Who waits on exec.fifo: pyoci-exec (the common case: a small sealed program, no
+        # interpreter, no host fd but the fifo), or this Python process when something must
+        # run after `start` and before the exec (startContainer hooks, the --init PID 1), or
+        # when there is no /proc to reopen the fifo through.
+        self.waits_in_python = (
+            process is None
+            or self.use_init
+            or bool(spec.hooks.get("startContainer"))
+            or not self.has_proc
+        )
+        # Without /proc the fifo is reached through the root-only state dir, so the user
+        # switch must wait until after it (errors of that step then reach the container's
+        # stderr, not `create`).
+        self.drop_after_wait = not self.has_proc
+        if process is not None:
+            from pyoci.linux import exechelper
+
+            self.helper_fd = exechelper.sealed_copy()
+
+    def keep_fds(self) -> set[int]:
+        """Every fd the children need; stage 1 closes all others it inherited from the caller
+        (but stdio and the preserved ones) before entering any namespace of the container."""
+        fds = {self.fifo_fd, self.state_fd, self.helper_fd, self.seccomp_sock, self.console_fd}
+        fds.update(fd for _, fd in self.ns.join)
+        if self.ns.user_fd is not None:
+            fds.add(self.ns.user_fd)
+        fds.update(op.tree_fd for op in self.mount_ops)
+        fds.discard(-1)
+        return fds
 
     def close(self) -> None:
         """The parent's copies of the fds handed to the children."""
@@ -182,9 +217,11 @@ class InitPlan:
             if op.tree_fd >= 0:
                 os.close(op.tree_fd)
                 op.tree_fd = -1
-        if self.state_fd >= 0:
-            os.close(self.state_fd)
-            self.state_fd = -1
+        for name in ("state_fd", "fifo_fd", "helper_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
         if self.seccomp_sock >= 0:
             os.close(self.seccomp_sock)
             self.seccomp_sock = -1
@@ -245,9 +282,21 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         sc.bind()  # ctypes, now: still in the host's mount namespace (see syscalls.py)
         sc.set_process_name("pyoci:[1:C1]")
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        go = sock.recv(1 << 20)
+        # Before anything of the container exists: nothing of ours may be reached through
+        # /proc/PID (exe, fd, mem) from inside (inherited by the init until its execve), and
+        # no fd of the caller's but stdio and the preserved ones may come along.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        close_inherited_fds(3 + plan.preserve_fds, plan.keep_fds() | {sock.fileno()})
+        go = sock.recv(1 << 20)  # errors before GO would race the parent's send of it
         if not go.startswith(GO):
             os._exit(1)
+        process = plan.spec.process
+        if process is not None and process.oom_score_adj is not None:
+            # Through the host's /proc, before any namespace (the container's /proc could be
+            # anything by then); the init inherits it.
+            _write_file(
+                "/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj"
+            )
         if go[len(GO) :]:  # the cgroup2 device program, compiled by the parent
             from pyoci.linux import resources
 
@@ -266,16 +315,21 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
         elif ns.new_user:
             sc.unshare(sc.CLONE_NEWUSER)
+            # Dumpable while in a user namespace's setup (as runc's nsexec): the parent writes
+            # our uid_map, and /proc/self/timens_offsets must be ours, not the host root's.
+            # This process stays outside the container's pid namespace; the init is forked
+            # only after dumpable is cleared again below.
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
             sock.send(USERNS_READY)
             if sock.recv(64) != MAPPED:
                 os._exit(1)
         if ns.user_fd is not None or ns.new_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-            # The id change cleared "dumpable", which makes /proc/self/* root-owned on the host,
-            # i.e. unreachable from this user namespace (timens_offsets, fds after the pivot).
-            sc.prctl(sc.PR_SET_DUMPABLE, 1)
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)  # the id change cleared it (see above)
         namespaces.join_and_unshare(ns)
+        ns.close()  # joined: the init must not inherit fds of the host's namespaces
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid, born_in_v2 = cgroupjoin.fork_into(birth_fd, field, plan.cgroup_v2 or "")
         if pid == 0:
             init(plan, sock, v2_fd, join_v2=birth_fd is not None and not born_in_v2)
@@ -284,6 +338,18 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
     except BaseException as err:  # noqa: BLE001 - everything is reported, then we exit
         send_error(sock, err)
     os._exit(code)
+
+
+def close_inherited_fds(first: int, keep: set[int]) -> None:
+    """Close every fd from `first` up that is not in `keep` (read from the host's /proc, so
+    call it before entering the container's mount namespace)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, already gone
 
 
 # --- stage 2: the container's init -------------------------------------------------------------
@@ -309,13 +375,17 @@ def init(
         # handler it would never see them. Defaults are restored before the exec.
         for sig in _WAIT_SIGNALS:
             signal.signal(sig, _exit_on_signal)
-        fifo_fd, exec_path = setup_container(plan, sock)
+        exec_path = setup_container(plan, sock)
+        if exec_path is not None and not plan.drop_after_wait:
+            # Every step that can fail happens before READY, so `create` reports it.
+            prepare_exec(plan)
         sock.send(READY)
         sock.close()
         ready = True
-        wait_for_start(plan, fifo_fd)
-        for sig in _RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        if plan.waits_in_python:
+            wait_for_start(plan)
+            if exec_path is not None and plan.drop_after_wait:
+                prepare_exec(plan)
         finish_and_exec(plan, exec_path)
     except BaseException as err:  # noqa: BLE001
         if not ready:
@@ -329,12 +399,9 @@ def init(
     os._exit(code)
 
 
-def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | None]:
-    """Everything up to "ready"; returns the exec.fifo fd and the resolved executable."""
+def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
+    """The container's environment, up to the user switch; returns the resolved executable."""
     spec = plan.spec
-    # The fifo's directory is on the host: the parent opened it for us (a user namespace's
-    # root may not be able to reach it), and the fd stays valid across the pivot.
-    state_fd = plan.state_fd
     rootfs.prepare(spec.root_path, spec.rootfs_propagation)
     root_fd = os.open(spec.root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mount_ops:
@@ -364,7 +431,9 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
         plan.hook_state = jsonfast.loads(answer[len(HOOKS_DONE) + 1 :])
         from pyoci import hooks  # loaded by InitPlan
 
-        hooks.run_hooks("createContainer", spec.hooks, plan.hook_state)
+        hooks.run_hooks(
+            "createContainer", spec.hooks, plan.hook_state, exec_helper_fd=plan.helper_fd
+        )
     if plan.no_pivot:
         rootfs.move_root(spec.root_path)
     else:
@@ -374,6 +443,7 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
         from pyoci.linux import console  # loaded by InitPlan
 
         console.setup_terminal(plan.console_fd, spec.process.console_size)
+        plan.console_fd = -1  # closed by setup_terminal once the pty master is sent
     if spec.hostname:
         _sethostname(spec.hostname)
     if spec.domainname:
@@ -381,8 +451,8 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
             sc.setdomainname(spec.domainname)
         except OSError as err:
             raise PyociError(f"domainname: {err.strerror.lower()}", err.errno) from None
-    for field, path, value in plan.sysctl:
-        _write_file(path, value, field)
+    if plan.sysctl:
+        rootfs.write_sysctls(plan.sysctl)
     if plan.loopback:
         _loopback_up()
     rootfs.mask_paths(spec.masked_paths)
@@ -396,10 +466,6 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
     exec_path = None
     process = spec.process
     if process is not None:
-        if process.oom_score_adj is not None:
-            _write_file(
-                "/proc/self/oom_score_adj", str(process.oom_score_adj), "process.oomScoreAdj"
-            )
         _set_rlimits(process)
         if plan.io_priority is not None or plan.scheduler is not None:
             from pyoci.linux import sched  # loaded by InitPlan
@@ -410,23 +476,45 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> tuple[int, str | Non
                 sched.set_scheduler(plan.scheduler)
         if process.user.umask is not None:
             os.umask(process.user.umask)
-        _chdir(process.cwd)
+        chdir_in_root(process.cwd)
         exec_path = lookup_executable(process.args[0], plan.env.get("PATH"))
-    return state_fd, exec_path
+    return exec_path
 
 
-def wait_for_start(plan: InitPlan, state_fd: int) -> None:
+def prepare_exec(plan: InitPlan) -> None:
+    """The process's credentials, after the environment is ready and before READY."""
+    load_seccomp_and_drop_privileges(
+        plan.seccomp,
+        plan.spec.process,
+        plan.last_cap,
+        plan.in_user_ns,
+        plan.preserve_fds,
+        plan.seccomp_sock,
+        plan.hook_state,
+        final_filter=False,
+    )
+
+
+def wait_for_start(plan: InitPlan) -> None:
     """Open exec.fifo for writing: blocks until `start` opens it for reading. Then run the
     startContainer hooks and write the byte `start` waits for ("0"), or the error, so `start`
-    itself reports a failed hook. Reopening by name through the state dir fd works after the
-    pivot."""
-    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
-    os.close(state_fd)
+    itself reports a failed hook. Only when something must run in this process between `start`
+    and the exec (`InitPlan.waits_in_python`); otherwise pyoci-exec waits."""
+    if plan.has_proc:  # reopened through our own fd: no host directory is held
+        fd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        fd = os.open(FIFO_FILE, os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_fd)
+        os.close(plan.state_fd)
+        plan.state_fd = -1
+    os.close(plan.fifo_fd)
+    plan.fifo_fd = -1
     try:
         if plan.spec.hooks.get("startContainer"):
             from pyoci import hooks  # loaded by InitPlan
 
-            hooks.run_hooks("startContainer", plan.spec.hooks, plan.hook_state)
+            hooks.run_hooks(
+                "startContainer", plan.spec.hooks, plan.hook_state, exec_helper_fd=plan.helper_fd
+            )
     except PyociError as err:
         os.write(fd, b"E" + err.msg.encode())
         os.close(fd)
@@ -436,57 +524,61 @@ def wait_for_start(plan: InitPlan, state_fd: int) -> None:
 
 
 def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
-    """After start: user, capabilities, no_new_privs, then execve."""
+    """After READY: the last seccomp filter, then exec through pyoci-exec, which waits for
+    `start` itself unless this process already did."""
     process = plan.spec.process
     if process is None or exec_path is None:
         # `start` refuses a container without a process; nothing can reach here but a kill.
         os._exit(0)
-    load_seccomp_and_drop_privileges(
-        plan.seccomp, process, plan.last_cap, plan.in_user_ns, plan.seccomp_sock, plan.hook_state
-    )
+    if plan.seccomp is not None and process.no_new_privileges:
+        plan.seccomp.load(plan.seccomp_sock, plan.hook_state)  # with NNP: as late as Python can
+
+    def exec_it(fifo_fd: int = -1) -> None:
+        sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
+        exechelper.exec_through(plan.helper_fd, exec_path, process.args, plan.env, fifo_fd)
+
     if plan.use_init:
         from pyoci.init import fork_and_reap  # loaded by InitPlan
 
-        fork_and_reap(lambda: exec_process(process, exec_path, plan.env, plan.preserve_fds))
-    exec_process(process, exec_path, plan.env, plan.preserve_fds)
+        fork_and_reap(exec_it)
+    exec_it(-1 if plan.waits_in_python else plan.fifo_fd)
 
 
 def load_seccomp_and_drop_privileges(
-    seccomp, process, last_cap: int, in_user_ns: bool, notify_fd: int = -1, state=None
+    seccomp,
+    process,
+    last_cap: int,
+    in_user_ns: bool,
+    preserve_fds: int,
+    notify_fd: int = -1,
+    state=None,
+    final_filter: bool = True,
 ) -> None:
-    """With no_new_privs the filter goes last (it may forbid the steps before); without it,
-    loading needs CAP_SYS_ADMIN, so it goes first, as runc orders them."""
+    """Close the fds (marked close-on-exec) before any filter, which may deny close_range;
+    without no_new_privs the filter goes before the capability drop (loading needs
+    CAP_SYS_ADMIN), as runc orders them; with it, last (`final_filter`), or left to the
+    caller to load later. Then the cwd again, as the new user (shared by the init and exec)."""
+    sc.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
     if seccomp is not None and not process.no_new_privileges:
         seccomp.load(notify_fd, state)
     drop_privileges(process, last_cap, in_user_ns)
-    if seccomp is not None and process.no_new_privileges:
+    if seccomp is not None and process.no_new_privileges and final_filter:
         seccomp.load(notify_fd, state)
+    chdir_in_root(process.cwd)  # again: the new user may see the cwd differently
 
 
 def drop_privileges(process, last_cap: int, in_user_ns: bool) -> None:
     """Bounding set, then user and groups, then the other capability sets and NNP (shared by
-    the init and `exec`)."""
-    caps = process.capabilities
-    if caps is not None:
-        capslib.drop_bounding(caps.get("bounding", []), last_cap)
+    the init and `exec`). An absent `capabilities` object, or an absent set in it, is empty:
+    podman and docker omit empty arrays, so `--cap-drop ALL` arrives as nothing at all."""
+    caps = process.capabilities or {}
+    capslib.drop_bounding(caps.get("bounding", []), last_cap)
     user = process.user
     setgroups_allowed = not in_user_ns or _setgroups_allowed()
     capslib.switch_user(user.uid, user.gid, user.additional_gids, setgroups_allowed)
-    if caps is not None:
-        capslib.set_sets(caps, last_cap)
+    capslib.set_sets(caps, last_cap)
     if process.no_new_privileges:
         capslib.set_no_new_privs()
-
-
-def exec_process(process, exec_path: str, env: dict, preserve_fds: int) -> None:
-    """cwd, close every fd above stdio and the preserved ones (CVE-2024-21626), execve."""
-    _chdir(process.cwd)  # again: the new user may see the cwd differently
-    sc.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
-    sc.reset_signals()
-    try:
-        os.execve(exec_path, process.args, env)
-    except OSError as err:
-        raise PyociError(f'exec: "{process.args[0]}": {err.strerror.lower()}', err.errno) from None
 
 
 # --- helpers of the straight line --------------------------------------------------------------
@@ -523,17 +615,26 @@ def _set_rlimits(process) -> None:
             ) from None
 
 
-def _chdir(cwd: str) -> None:
+def chdir_in_root(cwd: str) -> None:
+    """chdir to `cwd` resolved inside the process's root (no magic link such as
+    /proc/self/fd/N, no symlink out), created if missing (as runc); then check the kernel
+    agrees it is under the root."""
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.chdir(cwd)
-    except FileNotFoundError:
+        fd = make_in_root(root_fd, cwd)
         try:
-            os.makedirs(cwd, 0o755, exist_ok=True)  # runc creates a missing cwd
-            os.chdir(cwd)
-        except OSError as err:
-            raise PyociError(f"process.cwd: {cwd}: {err.strerror.lower()}", err.errno) from None
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
+        where = os.getcwd()  # ENOENT when the kernel says "(unreachable)"
+    except FileNotFoundError:
+        raise PyociError(f"process.cwd: {cwd}: outside the container's root", 2) from None
     except OSError as err:
         raise PyociError(f"process.cwd: {cwd}: {err.strerror.lower()}", err.errno) from None
+    finally:
+        os.close(root_fd)
+    if not where.startswith("/"):
+        raise PyociError(f"process.cwd: {cwd}: outside the container's root", 2)
 
 
 def _setgroups_allowed() -> bool:

@@ -11,6 +11,7 @@ read-only root.
 from __future__ import annotations
 
 import os
+import stat
 
 from pyoci.errors import PyociError
 from pyoci.linux import syscalls as sc
@@ -83,28 +84,106 @@ def move_root(rootfs: str) -> None:
 
 def mask_paths(paths: list[str]) -> None:
     """Hide each path: /dev/null over a file, an empty read-only tmpfs over a directory.
-    Missing paths are skipped (the spec's paths are host-dependent, e.g. /proc/acpi)."""
+    Missing paths are skipped (the spec's paths are host-dependent, e.g. /proc/acpi).
+
+    /dev is the container's by now, and it may be a bind of a directory where `null` is a
+    symlink to a sysctl (runc CVE-2025-31133): the mask source is opened once, checked to be
+    the 1:3 character device, and bound through that fd; each mask is then made read-only."""
+    if not paths:
+        return
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    null_fd = -1
     try:
         for i, path in enumerate(paths):
             try:
                 fd = open_in_root(root_fd, path)
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            field = f"linux.maskedPaths[{i}]"
             try:
                 target = fd_path(fd)
-                if os.path.isdir(target):
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
                     sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0k,mode=755")
                 else:
-                    sc.mount("/dev/null", target, None, sc.MS_BIND, None)
+                    if null_fd < 0:
+                        null_fd = _open_dev_null(field)
+                    sc.mount(fd_path(null_fd), target, None, sc.MS_BIND, None)
+                    os.close(fd)
+                    fd = open_in_root(root_fd, path)  # the mount now on top of the path
+                    remount_bind(fd_path(fd), sc.MS_RDONLY)
             except OSError as err:
                 raise PyociError(
-                    f"linux.maskedPaths[{i}]: masking {path}: {err.strerror.lower()}", err.errno
+                    f"{field}: masking {path}: {err.strerror.lower()}", err.errno
                 ) from None
             finally:
                 os.close(fd)
     finally:
         os.close(root_fd)
+        if null_fd >= 0:
+            os.close(null_fd)
+
+
+def _open_dev_null(field: str) -> int:
+    """An O_PATH fd on the container's /dev/null, refused unless it is the null device."""
+    try:
+        fd = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
+    except OSError as err:
+        raise PyociError(f"{field}: /dev/null: {err.strerror.lower()}", err.errno) from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != (1, 3):
+        os.close(fd)
+        raise PyociError(
+            f"{field}: /dev/null in the container is not the null device (char 1:3); "
+            "refusing to mask with it"
+        )
+    return fd
+
+
+def write_sysctls(sysctls: list[tuple[str, str, str]]) -> None:
+    """Write each (field, /proc/sys/... path, value) through the container's procfs, checked
+    to be one: /proc is opened and verified (procfs, its root inode), and each file is opened
+    beneath it with no symlink, magic link or mount crossing, so a rootfs cannot redirect a
+    write to another file (runc CVE-2025-52881)."""
+    proc_fd = _open_procfs_root(sysctls[0][0])
+    try:
+        for field, path, value in sysctls:
+            try:
+                fd = sc.openat2(
+                    proc_fd,
+                    path.removeprefix("/proc/"),
+                    os.O_WRONLY | os.O_CLOEXEC,
+                    sc.RESOLVE_BENEATH
+                    | sc.RESOLVE_NO_SYMLINKS
+                    | sc.RESOLVE_NO_MAGICLINKS
+                    | sc.RESOLVE_NO_XDEV,
+                )
+            except OSError as err:
+                raise PyociError(
+                    f"{field}: opening {path}: {err.strerror.lower()}", err.errno
+                ) from None
+            try:
+                if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
+                    raise PyociError(f"{field}: {path} is not on the container's procfs")
+                os.write(fd, value.encode())
+            except OSError as err:
+                raise PyociError(
+                    f"{field}: writing {path}: {err.strerror.lower()}", err.errno
+                ) from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc_fd)
+
+
+def _open_procfs_root(field: str) -> int:
+    try:
+        fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise PyociError(f"{field}: /proc: {err.strerror.lower()}", err.errno) from None
+    if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC or os.fstat(fd).st_ino != sc.PROC_ROOT_INO:
+        os.close(fd)
+        raise PyociError(f"{field}: /proc in the container is not a procfs mount")
+    return fd
 
 
 def readonly_paths(paths: list[str]) -> None:

@@ -198,6 +198,13 @@ def reset_signals() -> None:
     )  # fmt: skip  (2 = SIG_SETMASK)
 
 
+def fstatfs_type(fd: int) -> int:
+    """f_type of fstatfs(2) (e.g. PROC_SUPER_MAGIC): which filesystem an fd really is on."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes; f_type comes first
+    _check(_libc.fstatfs(_c_int(fd), buf))
+    return struct.unpack_from("<q", buf.raw, 0)[0]
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     """close_range(2); with CLOSE_RANGE_CLOEXEC marks instead of closing."""
     _syscall(NR_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
