@@ -219,6 +219,9 @@ def _stage2(plan: ExecPlan, sock) -> None:
             uid, gid, groups = lookup_user(proc.user.username)
             proc.user.uid, proc.user.gid = uid, gid
             proc.user.additional_gids = proc.user.additional_gids or groups
+        os.setsid()  # as the init: the caller's process group is outside the container
+        if "HOME" not in plan.env:
+            plan.env["HOME"] = process.home_of(proc.user.uid)
         if proc.terminal:
             from pyoci.linux import console
 

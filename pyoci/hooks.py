@@ -34,7 +34,8 @@ def run_hook(
     field = f"hooks.{name}[{index}]"
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = {}
+    # No `env`: the runtime's environment (PATH at least), as runc and crun pass.
+    env = dict(os.environ) if hook.get("env") is None else {}
     for item in hook.get("env") or []:
         key, sep, value = item.partition("=")
         if sep:

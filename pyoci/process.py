@@ -363,6 +363,9 @@ def init(
     code, ready = 1, False
     try:
         sc.set_process_name("pyoci:[2:INIT]")
+        # A session of its own, as runc's init: the caller's process group is outside the
+        # container (getpgrp() would be 0 inside a new pid namespace).
+        os.setsid()
         if cgroup_v2_fd is not None:
             if join_v2:  # the kernel's slower way (pyoci.linux.cgroupjoin)
                 cgroupjoin.join_self([], cgroup_v2_fd, "linux.cgroupsPath", plan.cgroup_v2 or "")
@@ -478,6 +481,8 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
             os.umask(process.user.umask)
         chdir_in_root(process.cwd)
         exec_path = lookup_executable(process.args[0], plan.env.get("PATH"))
+        if "HOME" not in plan.env:
+            plan.env["HOME"] = home_of(process.user.uid)
     return exec_path
 
 
@@ -635,6 +640,30 @@ def chdir_in_root(cwd: str) -> None:
         os.close(root_fd)
     if not where.startswith("/"):
         raise PyociError(f"process.cwd: {cwd}: outside the container's root", 2)
+
+
+def home_of(uid: int) -> str:
+    """HOME for a process.env without one, as runc and crun set it: the directory of `uid`'s
+    entry in the container's /etc/passwd, else "/". Read without blocking or following it
+    anywhere odd: the file is the image's."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:
+            return "/"
+        data = os.read(fd, 1 << 20)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    wanted = str(uid)
+    for line in data.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[2] == wanted:
+            return fields[5] or "/"
+    return "/"
 
 
 def _setgroups_allowed() -> bool:

@@ -472,10 +472,14 @@ class Spec:
             _expect(value, str, f"linux.sysctl.{key}", "a string")
         self.time_offsets: dict[str, dict] = _obj(linux, "timeOffsets", "linux.timeOffsets")
         self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
-        if self.hostname and not self.has_new("uts"):
-            raise PyociError("hostname: setting a hostname needs a new uts namespace")
-        if self.domainname and not self.has_new("uts"):
-            raise PyociError("domainname: setting a domainname needs a new uts namespace")
+        # A uts namespace entry, new or joined by path (then it is set in the joined one):
+        # without one the host would be renamed.
+        for field in ("hostname", "domainname"):
+            if getattr(self, field) and self.namespace("uts") is None:
+                raise PyociError(f"{field}: requires a uts namespace in linux.namespaces")
+            sysctl = f"kernel.{field}"
+            if getattr(self, field) and sysctl in self.sysctl:
+                raise PyociError(f"linux.sysctl.{sysctl}: conflicts with {field} (set one of them)")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:

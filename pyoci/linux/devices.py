@@ -68,8 +68,11 @@ def plan_devices(spec) -> list[DeviceOp]:
     for path, major, minor in DEFAULT_DEVICES:
         ops[path] = DeviceOp(path, f"default device {path}", "c", major, minor, 0o666, 0, 0)
     for i, dev in enumerate(spec.devices):
-        ops[os.path.normpath(dev.path)] = DeviceOp(
-            dev.path,
+        path = os.path.normpath(dev.path)  # "/dev/x/" names the node x, as for runc
+        if path in ("/", "/dev"):
+            raise PyociError(f"linux.devices[{i}].path: {dev.path!r} does not name a device node")
+        ops[path] = DeviceOp(
+            path,
             f"linux.devices[{i}]",
             dev.type,
             dev.major or 0,

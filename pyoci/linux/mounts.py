@@ -163,6 +163,7 @@ class MountOp:
         "idmap",
         "cgroup_binds",
         "tree_fd",
+        "cleared",
     )
 
     def __init__(self, path: str, destination: str, fstype: str, source: str) -> None:
@@ -171,6 +172,7 @@ class MountOp:
         self.type = fstype
         self.source = source
         self.flags = 0
+        self.cleared = 0  # flags the options ask to clear (rw, suid, dev, exec...)
         self.data: list[str] = []
         self.propagation: list[int] = []
         self.rec_set = 0
@@ -203,6 +205,7 @@ def parse_options(mount, bundle: str) -> MountOp:
             clear, flag = FLAG_OPTIONS[option]
             if clear:
                 op.flags &= ~flag
+                op.cleared |= flag
             else:
                 op.flags |= flag
         elif option in PROPAGATION_OPTIONS:
@@ -258,10 +261,19 @@ def _existing_locked_flags(path: str) -> int:
     return sum(ms for st, ms in _LOCKED_ST_FLAGS if st_flags & st)
 
 
-def remount_bind(target: str, flags: int) -> None:
-    """MS_REMOUNT|MS_BIND with the per-mount flags; retry keeping the locked flags (EPERM in
-    a user namespace when a flag of the source mount would be cleared)."""
-    flags = (flags & _REMOUNT_MASK) | sc.MS_REMOUNT | sc.MS_BIND
+_ATIME_FLAGS = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NODIRATIME
+
+
+def remount_bind(target: str, flags: int, cleared: int = 0) -> None:
+    """MS_REMOUNT|MS_BIND with the per-mount flags added to the mount's existing ones (a
+    read-only /proc/bus stays nosuid,nodev,noexec), except those the options clear and the
+    atime mode when the options set one; retry keeping the locked flags (EPERM in a user
+    namespace when a flag of the source mount would be cleared)."""
+    flags &= _REMOUNT_MASK
+    existing = _existing_locked_flags(target) & ~cleared
+    if flags & _ATIME_FLAGS:
+        existing &= ~_ATIME_FLAGS
+    flags |= existing | sc.MS_REMOUNT | sc.MS_BIND
     try:
         sc.mount(None, target, None, flags, None)
     except PermissionError:
@@ -313,7 +325,7 @@ def apply_attributes(root_fd: int, op: MountOp) -> None:
         target = fd_path(fd)
         try:
             if remount:
-                remount_bind(target, op.flags)
+                remount_bind(target, op.flags, op.cleared)
             for prop in op.propagation:
                 sc.mount(None, target, None, prop, None)
             if op.rec_set or op.rec_clr:
