@@ -66,15 +66,30 @@ def _owner_name(uid: int) -> str:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    """The pid with no trailing newline, written atomically (tools read it right away)."""
+    """The pid with no trailing newline, written atomically (tools read it right away).
+
+    The temp file has a random name and is created with O_EXCL|O_NOFOLLOW, then renamed over
+    the pid file: the pid file's directory may be writable by others (/tmp), and root must not
+    write through a symlink planted at a name it could guess. rename() replaces a link planted
+    at the pid file's own name rather than following it."""
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    directory, name = os.path.split(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        tmp = os.path.join(directory, f".{name}.{os.urandom(8).hex()}.tmp")
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+    except OSError as err:
+        reason = err.strerror.lower() if err.strerror else str(err)
+        raise PyociError(f"--pid-file: {path}: {reason}", err.errno or 0) from None
 
 
 def _remove_state_dir(path: str) -> None:
@@ -103,6 +118,14 @@ def _socket_activation(spec) -> int:
         return 0
     spec.process.env = [*spec.process.env, f"LISTEN_FDS={value}", "LISTEN_PID=1"]
     return int(value)
+
+
+def _pid_namespace(pid: int) -> str | None:
+    """`pid:[INODE]` of a process's pid namespace, or None once it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def wait_exit(pid: int, timeout: float | None = None) -> bool:
@@ -174,7 +197,7 @@ class Container:
         statelib.check_id(container_id)
         spec = speclib.load(bundle)
         preserve_fds += _socket_activation(spec)
-        os.makedirs(root, 0o700, exist_ok=True)
+        statelib.make_root(root)
         state_dir = os.path.join(root, container_id)
         try:
             os.mkdir(state_dir, 0o711)
@@ -194,6 +217,9 @@ class Container:
         )
         try:
             pid, start_time = creator.spawn()
+            # Its own pid namespace, if it has one: what tells its processes from a host
+            # process someone put in its cgroup (`_is_own`).
+            pidns = _pid_namespace(pid) if spec.has_new("pid") else None
             # Locked only now: a lock taken before the fork would be inherited by the init
             # and held until it execs. mkdir above already excludes a concurrent create.
             lock = statelib.Lock(state_dir)
@@ -211,6 +237,7 @@ class Container:
                 "seccomp": spec.linux.get("seccomp"),
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
                 "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
+                "pidns": pidns,
                 "deviceRules": creator.device_rules,
                 "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
                 "resources": spec.linux.get("resources") or {},
@@ -382,25 +409,26 @@ class Container:
             select.select([], [], [], interval)
 
     def _remove_cgroup(self, force: bool) -> None:
-        """rmdir the container's cgroup, once whatever is left in it (exec'd processes that
-        outlived the init) is gone; with force they are killed."""
+        """rmdir the container's cgroup, once whatever of the container is left in it (exec'd
+        processes that outlived the init) is gone; with force they are killed. A process
+        that is not the container's is never signalled: its cgroup then stays, an error."""
         cgroup = self.cgroup()
         if cgroup is None:
             return
-        left = cgroup.pids()
+        left = self._own_pids(cgroup.pids())
         if left and not force:
             raise PyociError(
                 f'cannot delete container "{self.id}": processes {left} are still in its cgroup '
                 "(use --force)"
             )
         for pid in left:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+            self._signal_own(pid, 9)
         for pid in left:
             wait_exit(pid, timeout=10)
-        cgroup.destroy()
+        try:
+            cgroup.destroy()
+        except PyociError as err:
+            raise err.wrap(f'cannot delete container "{self.id}"') from None
 
     # --- exec ----------------------------------------------------------------------------------
     def exec(
@@ -499,30 +527,42 @@ class Container:
 
         return Manager.from_state(self._state.data)
 
+    def _is_own(self, pid: int) -> bool:
+        """`pid` is the container's: in its cgroup (when it has one) and in its own pid
+        namespace (when it made one). A host process placed in the container's cgroup is
+        not, nor is a process that reused a pid we listed."""
+        cgroup = self.cgroup()
+        if cgroup is not None and not cgroup.holds(pid):
+            return False
+        pidns = self._state.data.get("pidns")
+        return pidns is None or _pid_namespace(pid) == pidns
+
+    def _own_pids(self, listed: list[int]) -> list[int]:
+        """Those of `listed` in the container's own pid namespace (all of them when it shares
+        or joined one: then its cgroup is what says which processes are its)."""
+        pidns = self._state.data.get("pidns")
+        if pidns is None:
+            return listed
+        return [pid for pid in listed if _pid_namespace(pid) == pidns]
+
     def pids(self) -> list[int]:
-        """Host pids of every process of the container: its cgroup's, else its pid namespace's
-        (init first)."""
+        """Host pids of every process of the container (init first): those of its cgroup in
+        its pid namespace; without a cgroup (rootless), every member of the pid namespace it
+        made, or only the init."""
         cgroup = self.cgroup()
         if cgroup is not None:
-            listed = cgroup.pids()
+            listed = self._own_pids(cgroup.pids())
             if listed or not self._state.init_alive():
                 return sorted(listed, key=lambda p: p != self.pid)
         if not self._state.init_alive():
             return []
-        try:
-            ns = os.readlink(f"/proc/{self.pid}/ns/pid")
-        except OSError:
-            return []
-        if ns == os.readlink("/proc/self/ns/pid"):
+        pidns = self._state.data.get("pidns")
+        if pidns is None:
             return [self.pid]  # no pid namespace of its own: only the init is known to be ours
         out = [self.pid]
         for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) != self.pid:
-                try:
-                    if os.readlink(f"/proc/{name}/ns/pid") == ns:
-                        out.append(int(name))
-                except OSError:
-                    continue
+            if name.isdigit() and int(name) != self.pid and _pid_namespace(int(name)) == pidns:
+                out.append(int(name))
         return out
 
     def _signal_all(self, signum: int) -> None:
@@ -530,10 +570,24 @@ class Container:
             if pid == self.pid and self._state.init_alive():
                 self._signal_init(signum)
             else:
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
+                self._signal_own(pid, signum)
+
+    def _signal_own(self, pid: int, signum: int) -> None:
+        """Signal `pid` only if it is still the container's once pinned by a pidfd: between
+        listing and signalling it may have exited and its pid gone to a host process."""
+        from _signal import pidfd_send_signal
+
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            if self._is_own(pid):
+                pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
 
     # --- delete --------------------------------------------------------------------------------
     def delete(self, force: bool = False) -> None:

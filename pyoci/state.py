@@ -23,6 +23,8 @@ OCI_VERSION = "1.2.0"
 # runc's rule: letters, digits and `_+-.`, not starting with a dot (so never `.` or `..`).
 # A set, not a regex: `re` costs milliseconds to import on every command.
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+# The id names the state directory `<root>/<id>`: one file name, so at most NAME_MAX bytes.
+MAX_ID_LENGTH = 255
 
 
 def default_root() -> str:
@@ -40,18 +42,38 @@ def default_root() -> str:
 
 
 def check_id(container_id: str) -> str:
-    """Refuse ids that could escape the state root or confuse tools (`/`, `..`, empty)."""
-    if (
-        not container_id
-        or len(container_id) > 1024
-        or container_id[0] == "."
-        or not _ID_CHARS.issuperset(container_id)
-    ):
+    """Refuse ids that could escape the state root or confuse tools (`/`, `..`, empty), and
+    ids too long to name the state directory (said here, not as the OS's ENAMETOOLONG)."""
+    if not container_id or container_id[0] == "." or not _ID_CHARS.issuperset(container_id):
         raise PyociError(
             f"container id {container_id!r}: invalid "
             "(use letters, digits and _+-. , not starting with .)"
         )
+    if len(container_id) > MAX_ID_LENGTH:
+        raise PyociError(
+            f"container id {container_id!r}: too long ({len(container_id)} characters; "
+            f"at most {MAX_ID_LENGTH}, as it names a directory in --root)"
+        )
     return container_id
+
+
+def make_root(root: str) -> None:
+    """mkdir -p `root` with mode 0700 for every directory it makes, parents included (as
+    runc's MkdirAll(root, 0700)): the parents of a new --root are no more open than the root
+    itself, so nobody else can list or plant anything on the way to it."""
+    missing = []
+    current = os.path.abspath(root)
+    while not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise PyociError(f"--root: {directory}: not a directory") from None
+        except OSError as err:
+            raise PyociError(f"--root: {directory}: {err.strerror.lower()}", err.errno) from None
 
 
 def proc_start_time(pid: int) -> int | None:

@@ -476,9 +476,13 @@ def _check_hostname(config: dict, ctx: _Context) -> Iterator[Problem]:
         if isinstance(value, str) and value and "uts" not in ctx.namespaces:
             yield (field,), "requires a uts namespace in linux.namespaces"
         sysctl = ctx.linux.get("sysctl")
-        if isinstance(value, str) and value and isinstance(sysctl, dict):
-            if f"kernel.{field}" in sysctl:
-                yield ("linux", "sysctl", f"kernel.{field}"), f"conflicts with {field}"
+        if (
+            isinstance(value, str)
+            and value
+            and isinstance(sysctl, dict)
+            and f"kernel.{field}" in sysctl
+        ):
+            yield ("linux", "sysctl", f"kernel.{field}"), f"conflicts with {field}"
 
 
 def _check_path_lists(config: dict, ctx: _Context) -> Iterator[Problem]:

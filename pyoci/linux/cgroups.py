@@ -10,6 +10,12 @@ relative (below the runtime's own cgroup); with `--systemd-cgroup`, `slice:prefi
 the directory layout systemd and runc use (`a-b.slice` → `a.slice/a-b.slice`,
 `<prefix>-<name>.scope`), written directly since this host has no systemd. Unset: /pyoci/<id>.
 Resource values are converted between v1 and v2 the way runc does (shares → weight, ...).
+
+Ownership (the security model in design.md): a cgroup that already holds a process, or is
+frozen, belongs to someone else, and `create` refuses it (runtime-spec: the runtime may check
+that the cgroup is fit and must then error; runc 1.2 refuses the same). pyoci records each
+directory it made; `destroy` removes only those (an existing empty cgroup it reused stays), and
+`holds()` lets the lifecycle confirm that a pid is in the container's cgroup before signalling it.
 """
 
 from __future__ import annotations
@@ -58,17 +64,40 @@ def _readmounts() -> tuple[dict[str, str], str | None]:
     return v1, v2
 
 
+# Concurrent creates and deletes share parent directories (/pyoci): a delete may remove one
+# (it made it, and it looked empty) just before a create makes its own directory in it.
+_RACE_RETRIES = 5
+
+
+def _mkdir(directory: str, made: list[str]) -> None:
+    """mkdir that records what it made; a directory another create made meanwhile is theirs.
+    FileNotFoundError: the parent went meanwhile (the callers try again)."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        if not os.path.isdir(directory):
+            raise
+        return
+    made.append(directory)
+
+
 def _makedirs(directory: str, made: list[str]) -> None:
     """mkdir -p that records in `made` each directory it created, outermost first (also
-    when a later mkdir fails, so the caller can undo exactly its own work)."""
-    missing = []
-    current = directory
-    while not os.path.isdir(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    for d in reversed(missing):
-        os.mkdir(d)
-        made.append(d)
+    when a later mkdir fails, so the caller can undo exactly its own work); a parent that a
+    concurrent delete removed under it is made again."""
+    for attempt in range(_RACE_RETRIES):
+        missing = []
+        current = directory
+        while not os.path.isdir(current):
+            missing.append(current)
+            current = os.path.dirname(current)
+        try:
+            for d in reversed(missing):
+                _mkdir(d, made)
+            return
+        except FileNotFoundError:
+            if attempt == _RACE_RETRIES - 1:
+                raise
 
 
 def layout() -> str:
@@ -113,13 +142,77 @@ def expand_systemd_path(value: str, container_id: str) -> str:
     return "/" + "/".join([*dirs, unit])
 
 
+def _procs(directory: str) -> list[int]:
+    """The pids in one cgroup directory (not its children); [] once it is gone."""
+    try:
+        return [int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split()]
+    except (FileNotFoundError, ProcessLookupError):  # removed, or ENODEV while being removed
+        return []
+
+
+def _procs_below(directory: str, first_only: bool = False) -> list[int]:
+    """The pids in `directory` and every cgroup below it (runc's GetAllPids): a process in a
+    sub-cgroup is as much in the cgroup as one at its top. `first_only`: stop at the first
+    directory that holds any (enough to call a cgroup non-empty, and cheap at a hierarchy's
+    root)."""
+    found: list[int] = []
+    for top, _, _ in os.walk(directory):
+        found += _procs(top)
+        if found and first_only:
+            break
+    return found
+
+
+def _frozen_state(directory: str) -> str | None:
+    """What says `directory` is frozen (`file: value`), or None: v1 freezer.state FROZEN or
+    FREEZING; cgroup2's cgroup.freeze 1, or `frozen 1` in cgroup.events, which a cgroup made
+    under a frozen parent inherits. A hierarchy's root has none of these files."""
+    frozen_values = (
+        ("freezer.state", ("FROZEN", "FREEZING")),
+        ("cgroup.freeze", ("1",)),
+        ("cgroup.events", ("frozen 1",)),
+    )
+    for name, values in frozen_values:
+        try:
+            lines = _read(os.path.join(directory, name)).splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            if line in values:
+                return f"{os.path.join(directory, name)}: {line}"
+    return None
+
+
+def _rmdir_tree(directory: str) -> None:
+    """rmdir `directory` and the cgroups made below it (children first); a directory that still
+    holds a process is an error naming it (a cgroup with tasks cannot be removed)."""
+    for top, _, _ in sorted(os.walk(directory), key=lambda t: -t[0].count("/")):
+        try:
+            os.rmdir(top)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            held = _procs_below(top)
+            reason = f"processes {held} are still in it" if held else err.strerror.lower()
+            raise PyociError(f"removing cgroup {top}: {reason}", err.errno) from None
+
+
 class Manager:
     """The container's cgroup: one directory per hierarchy."""
 
-    def __init__(self, dirs: dict[str, str], v2_dir: str | None, rel_path: str) -> None:
+    def __init__(
+        self,
+        dirs: dict[str, str],
+        v2_dir: str | None,
+        rel_path: str,
+        made: list[str] | None = None,
+    ) -> None:
         self.dirs = dirs  # v1 controller → directory
         self.v2_dir = v2_dir
         self.rel_path = rel_path
+        # Every directory pyoci created for this container, outermost first: the only ones
+        # it may remove (`destroy`).
+        self.made: list[str] = made if made is not None else []
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -155,10 +248,13 @@ class Manager:
         raw = data.get("cgroup")
         if not raw:
             return None
-        return cls(raw["dirs"], raw.get("v2"), raw.get("path", ""))
+        manager = cls(raw["dirs"], raw.get("v2"), raw.get("path", ""), raw.get("made"))
+        if "made" not in raw:  # a state written before pyoci recorded it: the old rule
+            manager.made = manager.all_dirs()
+        return manager
 
     def to_state(self) -> dict:
-        return {"dirs": self.dirs, "v2": self.v2_dir, "path": self.rel_path}
+        return {"dirs": self.dirs, "v2": self.v2_dir, "path": self.rel_path, "made": self.made}
 
     def paths_by_key(self) -> dict[str, str]:
         """{controllers key as in /proc/self/cgroup: path inside the hierarchy}, for the
@@ -179,7 +275,11 @@ class Manager:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def create(self) -> None:
-        """mkdir in every hierarchy; on v2 enable the controllers the host offers on the way."""
+        """Refuse a cgroup that is not fit, then mkdir in every hierarchy (on v2 enabling the
+        controllers the host offers on the way), recording in `made` what was created. On
+        failure nothing pyoci made is left."""
+        # Before anything is written: a cgroup someone else uses is not touched at all.
+        self._refuse_unfit([d for d in self.all_dirs() if os.path.isdir(d)])
         made: list[str] = []
         try:
             for directory in sorted(set(self.dirs.values())):
@@ -189,17 +289,57 @@ class Manager:
                 fill_cpuset_parents(self.dirs["cpuset"])
             if self.v2_dir:
                 self._create_v2(made)
-        except OSError as err:
+            # A cgroup made under a frozen parent is born frozen.
+            self._refuse_frozen([d for d in self.all_dirs() if d in made])
+        except (OSError, PyociError) as err:
             for directory in reversed(made):  # undo exactly what we made
                 try:
                     os.rmdir(directory)
                 except OSError:
                     pass
+            if isinstance(err, PyociError):
+                raise
             raise PyociError(
                 f"linux.cgroupsPath: creating {err.filename}: {err.strerror.lower()}", err.errno
             ) from None
+        self.made = made
+
+    def _refuse_unfit(self, directories: list[str]) -> None:
+        """The runtime spec lets a runtime check that the cgroup is fit for the container, and
+        then it must error: a process in it (in any hierarchy, at any depth) belongs to
+        someone else, who would lose it to `kill --all` and `delete --force`. runc 1.2
+        refuses it too."""
+        for directory in directories:
+            held = _procs_below(directory, first_only=True)
+            if held:
+                raise PyociError(
+                    f"linux.cgroupsPath {self.rel_path!r}: the cgroup is not empty "
+                    f"({directory} holds process {held[0]}); a container needs a cgroup of its own"
+                )
+        self._refuse_frozen(directories)
+
+    def _refuse_frozen(self, directories: list[str]) -> None:
+        """In a frozen cgroup the init would never run (runc refuses it as well)."""
+        for directory in directories:
+            if directory == self.dirs.get("freezer") or directory == self.v2_dir:
+                frozen = _frozen_state(directory)
+                if frozen:
+                    raise PyociError(
+                        f"linux.cgroupsPath {self.rel_path!r}: the cgroup is frozen ({frozen})"
+                    )
 
     def _create_v2(self, made: list[str]) -> None:
+        """mkdir -p of the cgroup2 directory, enabling on each level the controllers the
+        host offers; again from the top if a concurrent delete removed a parent."""
+        for attempt in range(_RACE_RETRIES):
+            try:
+                self._make_v2_path(made)
+                return
+            except FileNotFoundError:
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+
+    def _make_v2_path(self, made: list[str]) -> None:
         _, v2 = mounts()
         rel = os.path.relpath(self.v2_dir, v2)
         current = v2
@@ -211,12 +351,13 @@ class Manager:
                 try:
                     with open(os.path.join(current, "cgroup.subtree_control"), "w") as f:
                         f.write(" ".join(f"+{c}" for c in missing))
+                except FileNotFoundError:
+                    raise
                 except OSError:
                     pass  # a controller busy with processes here: the rest still works
             current = os.path.join(current, part)
             if not os.path.isdir(current):
-                os.mkdir(current)
-                made.append(current)
+                _mkdir(current, made)
 
     def v1_dirs(self) -> list[str]:
         return sorted(set(self.dirs.values()))
@@ -227,32 +368,58 @@ class Manager:
             out.append(self.v2_dir)
         return out
 
-    def pids(self) -> list[int]:
-        """Every process of the container (from the pids, freezer, or cgroup2 directory)."""
+    def _source(self) -> tuple[str, str] | None:
+        """(directory, /proc/PID/cgroup key) of the hierarchy that lists the processes: pids,
+        freezer, memory or cpu in v1, else cgroup2."""
         for key in ("pids", "freezer", "memory", "cpu"):
             if key in self.dirs:
-                source = self.dirs[key]
-                break
-        else:
-            source = self.v2_dir
-        if not source:
-            return []
+                return self.dirs[key], key
+        return (self.v2_dir, "") if self.v2_dir else None
+
+    def pids(self) -> list[int]:
+        """Every process in the container's cgroup and the cgroups below it (the lifecycle
+        keeps only those of its pid namespace: `Container.pids`)."""
+        source = self._source()
+        return _procs_below(source[0]) if source else []
+
+    def holds(self, pid: int) -> bool:
+        """`pid` is now in the container's cgroup (or below it), by its /proc/PID/cgroup: asked
+        after pinning the process with a pidfd, so a recycled pid is not taken for ours."""
+        source = self._source()
+        if source is None:
+            return False
+        directory, key = source
+        v1, v2 = mounts()
+        mountpoint = v2 if key == "" else v1.get(key)
+        if not mountpoint:
+            return False
+        path = "/" + os.path.relpath(directory, mountpoint)
         try:
-            return [int(p) for p in _read(os.path.join(source, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
+            with open(f"/proc/{pid}/cgroup") as f:
+                lines = f.read().splitlines()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        for line in lines:
+            _, controllers, current = line.split(":", 2)
+            if (key == "" and controllers == "") or (key and key in controllers.split(",")):
+                return current == path or current.startswith(path.rstrip("/") + "/")
+        return False
 
     def destroy(self) -> None:
-        """rmdir every directory (children first); tolerate what is already gone."""
-        for directory in self.all_dirs():
-            try:
-                os.rmdir(directory)
-            except FileNotFoundError:
-                pass
-            except OSError as err:
-                raise PyociError(
-                    f"removing cgroup {directory}: {err.strerror.lower()}", err.errno
-                ) from None
+        """rmdir the directories pyoci made for the container: its own (with the cgroups
+        made below them since), then the parents it made on the way while they are empty.
+        A directory it found existing (an empty cgroup it reused, a parent) belongs to
+        whoever made it and stays. What is already gone is fine."""
+        own = self.all_dirs()
+        for directory in own:
+            if directory in self.made:
+                _rmdir_tree(directory)
+        for parent in reversed(self.made):  # innermost first
+            if parent not in own:
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    pass  # gone, or another container's cgroup is in it now (EBUSY)
 
     # --- freezer -------------------------------------------------------------------------------
     def freezer_file(self) -> str | None:

@@ -46,8 +46,10 @@ def send_fd(sock_fd: int, fd: int, payload: bytes = b"console") -> None:
 
 
 def recv_fd(sock: _socket.socket) -> int:
-    """Receive one fd sent with `send_fd`."""
-    _, ancdata, _, _ = sock.recvmsg(64, _socket.CMSG_SPACE(4))
+    """Receive one fd sent with `send_fd`. It arrives close-on-exec (MSG_CMSG_CLOEXEC): the pty
+    master must not leak into the hooks (poststart) and helpers this process runs before and
+    while it relays the terminal. Room for one fd: the kernel installs no more than fit."""
+    _, ancdata, _, _ = sock.recvmsg(64, _socket.CMSG_SPACE(4), _socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             return int.from_bytes(data[:4], sys.byteorder)
@@ -78,7 +80,8 @@ def setup_terminal(console_fd: int, size: tuple[int, int] | None) -> None:
         send_fd(console_fd, master)
     finally:
         os.close(master)
-    os.setsid()
+    if os.getsid(0) != os.getpid():
+        os.setsid()  # the init and exec's process already lead a session of their own
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     for target in (0, 1, 2):
         os.dup2(slave, target)
