@@ -118,12 +118,15 @@ class ExecPlan:
         from pyoci.linux import exechelper
 
         self.console_fd = console_fd
+        self.seccomp_program: tuple[int, int] | None = None
         self.seccomp = None
         if seccomp:
             from pyoci.linux.seccomp import SeccompPlan
 
             self.seccomp = SeccompPlan(seccomp)
             self.seccomp.uses_notify = False  # the container's listener got its fd at create
+            if proc.no_new_privileges:  # loaded by pyoci-exec, just before execve
+                self.seccomp_program = self.seccomp.export_for_helper()
         if proc.terminal:
             import pyoci.linux.console  # noqa: F401  (loaded before the fork)
         self.process = proc
@@ -166,6 +169,9 @@ class ExecPlan:
     def close(self) -> None:
         """The parent's copies, once stage 1 has its own."""
         self.close_namespaces()
+        if self.seccomp_program is not None:
+            os.close(self.seccomp_program[0])
+            self.seccomp_program = None
         if self.helper_fd >= 0:
             os.close(self.helper_fd)
             self.helper_fd = -1
@@ -183,6 +189,8 @@ def _stage1(plan: ExecPlan, sock) -> None:
         # preserved ones (they would be reachable, e.g. as `--cwd /proc/self/fd/N`).
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         keep = {sock.fileno(), plan.helper_fd, plan.console_fd, *(fd for _, fd in plan.ns_fds)}
+        if plan.seccomp_program is not None:
+            keep.add(plan.seccomp_program[0])
         if plan.cgroup_join is not None and plan.cgroup_join[1] is not None:
             keep.add(plan.cgroup_join[1])
         process.close_inherited_fds(3 + plan.preserve_fds, keep)
@@ -232,11 +240,18 @@ def _stage2(plan: ExecPlan, sock) -> None:
         process.chdir_in_root(proc.cwd)  # as root: a missing cwd is created
         exec_path = process.lookup_executable(proc.args[0], plan.env.get("PATH"))
         process.load_seccomp_and_drop_privileges(
-            plan.seccomp, proc, plan.last_cap, plan.in_user_ns, plan.preserve_fds
+            plan.seccomp,
+            proc,
+            plan.last_cap,
+            plan.in_user_ns,
+            plan.preserve_fds,
+            final_filter=plan.seccomp_program is None,
         )
         sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
         # Never from Python straight into a container file (pyoci.linux.exechelper).
-        exechelper.exec_through(plan.helper_fd, exec_path, proc.args, plan.env)
+        exechelper.exec_through(
+            plan.helper_fd, exec_path, proc.args, plan.env, seccomp=plan.seccomp_program
+        )
     except BaseException as err:  # noqa: BLE001
         process.send_error(sock, err)
     os._exit(1)

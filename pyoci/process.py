@@ -97,10 +97,16 @@ class InitPlan:
         self.hook_state: dict = {}
         self.seccomp = None
         self.seccomp_sock = -1
+        # With no_new_privs and no listener, pyoci-exec loads the compiled filter itself, just
+        # before execve (its fd and flags); otherwise Python loads it.
+        self.seccomp_program: tuple[int, int] | None = None
         if spec.linux.get("seccomp"):
             from pyoci.linux.seccomp import SeccompPlan
 
             self.seccomp = SeccompPlan(spec.linux["seccomp"])
+            nnp = spec.process is not None and spec.process.no_new_privileges
+            if nnp and not self.seccomp.uses_notify:  # (a listener needs the fd Python sends)
+                self.seccomp_program = self.seccomp.export_for_helper()
             if self.seccomp.uses_notify:
                 from pyoci.linux import console
 
@@ -203,6 +209,8 @@ class InitPlan:
         """Every fd the children need; stage 1 closes all others it inherited from the caller
         (but stdio and the preserved ones) before entering any namespace of the container."""
         fds = {self.fifo_fd, self.state_fd, self.helper_fd, self.seccomp_sock, self.console_fd}
+        if self.seccomp_program is not None:
+            fds.add(self.seccomp_program[0])
         fds.update(fd for _, fd in self.ns.join)
         if self.ns.user_fd is not None:
             fds.add(self.ns.user_fd)
@@ -225,6 +233,9 @@ class InitPlan:
         if self.seccomp_sock >= 0:
             os.close(self.seccomp_sock)
             self.seccomp_sock = -1
+        if self.seccomp_program is not None:
+            os.close(self.seccomp_program[0])
+            self.seccomp_program = None
         if self.own_console_fd:
             os.close(self.console_fd)
             self.own_console_fd = False
@@ -535,12 +546,14 @@ def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
     if process is None or exec_path is None:
         # `start` refuses a container without a process; nothing can reach here but a kill.
         os._exit(0)
-    if plan.seccomp is not None and process.no_new_privileges:
-        plan.seccomp.load(plan.seccomp_sock, plan.hook_state)  # with NNP: as late as Python can
+    if plan.seccomp is not None and process.no_new_privileges and plan.seccomp_program is None:
+        plan.seccomp.load(plan.seccomp_sock, plan.hook_state)  # a listener: from Python
 
     def exec_it(fifo_fd: int = -1) -> None:
         sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
-        exechelper.exec_through(plan.helper_fd, exec_path, process.args, plan.env, fifo_fd)
+        exechelper.exec_through(
+            plan.helper_fd, exec_path, process.args, plan.env, fifo_fd, plan.seccomp_program
+        )
 
     if plan.use_init:
         from pyoci.init import fork_and_reap  # loaded by InitPlan

@@ -13,12 +13,15 @@
  * It also does what is left of `create` after READY: wait on exec.fifo until `start`, so the
  * process waiting in a `created` container is this small program, not an interpreter.
  *
- *   pyoci-exec FIFO_FD PATH ARG0 [ARG...]     (environment: the user process's)
+ *   pyoci-exec FIFO_FD SECCOMP PATH ARG0 [ARG...]     (environment: the user process's)
  *
  * FIFO_FD is "-" or the number of an O_PATH fd on exec.fifo: reopen it for writing through
- * /proc/self/fd (blocks until `start` opens it for reading), write "0", close it. Then execve
- * PATH with ARG0... and the environment as given. Errors go to stderr as one `pyoci:` line and
- * end in the exit codes a shell uses (127 not found, 126 not executable).
+ * /proc/self/fd (blocks until `start` opens it for reading), write "0", close it. SECCOMP is
+ * "-" or "FD:FLAGS": an fd holding a compiled seccomp program (struct sock_filter[], as
+ * libseccomp exports it) to load with seccomp(2) and those filter flags as the very last step
+ * (with no_new_privs: the filter then only has to allow execve). Then execve PATH with
+ * ARG0... and the environment as given. Errors go to stderr as one `pyoci:` line and end in
+ * the exit codes a shell uses (127 not found, 126 not executable).
  *
  * No libc: a few raw syscalls keep the binary a few KB (it is copied into a memfd for every
  * container) and its resident size tiny while it waits.
@@ -28,6 +31,8 @@ typedef unsigned long size_t;
 typedef long ssize_t;
 
 #if defined(__x86_64__)
+#define NR_read 0
+#define NR_seccomp 317
 #define NR_write 1
 #define NR_close 3
 #define NR_rt_sigaction 13
@@ -48,6 +53,8 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 	return ret;
 }
 #elif defined(__aarch64__)
+#define NR_read 63
+#define NR_seccomp 277
 #define NR_write 64
 #define NR_close 57
 #define NR_rt_sigaction 134
@@ -84,6 +91,7 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define SIGINT 2
 #define SIGTERM 15
 #define EINTR 4
+#define SECCOMP_SET_MODE_FILTER 1
 
 static size_t len(const char *s)
 {
@@ -156,17 +164,63 @@ static void exit_on_signals(void)
 		sys6(NR_rt_sigaction, sigs[i], (long)&sa, 0, sizeof(sa.mask), 0, 0);
 }
 
-static long parse_fd(const char *s)
+/* A decimal number ending at `end` (0 or ':'); -1 if malformed. */
+static long parse_num(const char *s, const char **rest)
 {
 	long n = 0;
-	if (!*s)
+	if (*s < '0' || *s > '9')
 		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || n > 100000000)
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (n > 100000000)
 			return -1;
 		n = n * 10 + (*s - '0');
 	}
+	*rest = s;
 	return n;
+}
+
+static long parse_fd(const char *s)
+{
+	const char *rest;
+	long n = parse_num(s, &rest);
+	return n >= 0 && *rest == 0 ? n : -1;
+}
+
+struct sock_fprog {
+	unsigned short len;
+	void *filter;
+};
+
+/* BPF_MAXINSNS instructions of 8 bytes: the largest program the kernel accepts. */
+static unsigned long long program[4096];
+
+static void load_seccomp(const char *arg)
+{
+	const char *rest;
+	long fd = parse_num(arg, &rest), flags, got, total = 0;
+	struct sock_fprog prog;
+
+	if (fd < 0 || *rest != ':' || (flags = parse_num(rest + 1, &rest)) < 0 || *rest) {
+		put("pyoci: pyoci-exec: SECCOMP must be - or FD:FLAGS\n");
+		leave(2);
+	}
+	do {
+		got = sys6(NR_read, fd, (long)program + total, sizeof(program) - total, 0, 0, 0);
+		if (got < 0 && got != -EINTR)
+			fail("linux.seccomp", "reading the filter", -got, 1);
+		if (got > 0)
+			total += got;
+	} while (got != 0 && total < (long)sizeof(program));
+	sys6(NR_close, fd, 0, 0, 0, 0, 0);
+	if (total == 0 || total % 8) {
+		put("pyoci: linux.seccomp: the compiled filter is malformed\n");
+		leave(1);
+	}
+	prog.len = total / 8;
+	prog.filter = program;
+	got = sys6(NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, (long)&prog, 0, 0, 0);
+	if (got < 0)
+		fail("linux.seccomp", "loading the filter", -got, 1);
 }
 
 static void wait_for_start(long fifo_fd)
@@ -199,8 +253,8 @@ int helper_main(long argc, char **argv, char **envp)
 {
 	long err;
 
-	if (argc < 4) {
-		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD PATH ARG0 [ARG...]\n");
+	if (argc < 5) {
+		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD SECCOMP PATH ARG0 [ARG...]\n");
 		leave(2);
 	}
 	if (!(argv[1][0] == '-' && argv[1][1] == 0)) {
@@ -214,8 +268,10 @@ int helper_main(long argc, char **argv, char **envp)
 		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[2:INIT]", 0, 0, 0, 0);
 		wait_for_start(fifo_fd);
 	}
-	err = -sys6(NR_execve, (long)argv[2], (long)(argv + 3), (long)envp, 0, 0, 0);
-	fail("exec", argv[3], err, err == 13 ? 126 : 127);
+	if (!(argv[2][0] == '-' && argv[2][1] == 0))
+		load_seccomp(argv[2]);
+	err = -sys6(NR_execve, (long)argv[3], (long)(argv + 4), (long)envp, 0, 0, 0);
+	fail("exec", argv[4], err, err == 13 ? 126 : 127);
 }
 
 /* The entry point: the kernel leaves argc, argv and envp on the stack. */

@@ -50,14 +50,25 @@ def sealed_copy() -> int:
     return fd
 
 
-def exec_through(helper_fd: int, path: str, args: list[str], env: dict, fifo_fd: int = -1) -> None:
+def exec_through(
+    helper_fd: int,
+    path: str,
+    args: list[str],
+    env: dict,
+    fifo_fd: int = -1,
+    seccomp: tuple[int, int] | None = None,
+) -> None:
     """execve the helper, which waits on exec.fifo (`fifo_fd`, an O_PATH fd, or -1 for no
-    wait) and then execs `path`. Never returns."""
-    fifo_arg = "-"
+    wait), loads the seccomp program (`seccomp`: its fd and filter flags, or None) and then
+    execs `path`. Never returns."""
+    fifo_arg = seccomp_arg = "-"
     if fifo_fd >= 0:
         os.set_inheritable(fifo_fd, True)
         fifo_arg = str(fifo_fd)
+    if seccomp is not None:
+        os.set_inheritable(seccomp[0], True)
+        seccomp_arg = f"{seccomp[0]}:{seccomp[1]}"
     try:
-        os.execve(helper_fd, ["pyoci-exec", fifo_arg, path, *args], env)
+        os.execve(helper_fd, ["pyoci-exec", fifo_arg, seccomp_arg, path, *args], env)
     except OSError as err:
         raise PyociError(f"exec: the exec helper: {err.strerror.lower()}", err.errno) from None

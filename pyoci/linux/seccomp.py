@@ -53,6 +53,12 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_LOG": ps.Attr.CTL_LOG,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ps.Attr.CTL_SSB,
 }
+# The same flags as seccomp(2) takes them (linux/seccomp.h), for pyoci-exec.
+_KERNEL_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+}
 ACTION_NAMES = (
     "SCMP_ACT_KILL",
     "SCMP_ACT_KILL_PROCESS",
@@ -123,7 +129,8 @@ class SeccompPlan:
                 except OSError as err:
                     if err.errno != errno_names.EEXIST:  # the native arch is already there
                         raise
-            for i, flag in enumerate(raw.get("flags") or []):
+            self.raw_flags = list(raw.get("flags") or [])
+            for i, flag in enumerate(self.raw_flags):
                 if flag not in FLAGS:
                     raise PyociError(f"{field}.flags[{i}]: unknown or unsupported flag {flag!r}")
                 self.filter.set_attr(FLAGS[flag], 1)
@@ -161,6 +168,24 @@ class SeccompPlan:
                     self.filter.add_rule(action, number, *group)
                 except OSError as err:
                     raise PyociError(f"{field}: rule for {name}: {err.strerror or err}") from None
+
+    def export_for_helper(self) -> tuple[int, int]:
+        """The compiled program in a memfd (libseccomp's own BPF, exactly what `load` would
+        install) and its seccomp(2) filter flags, for pyoci-exec to load as the very last step
+        before execve (no_new_privs without a listener). The fd is close-on-exec: the caller
+        makes it inheritable for the helper."""
+        flags = sum(_KERNEL_FLAGS[f] for f in self.raw_flags)
+        fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb", buffering=0) as f:
+                self.filter.export_bpf(f)
+            os.lseek(fd, 0, os.SEEK_SET)
+        except OSError as err:
+            os.close(fd)
+            raise PyociError(
+                f"linux.seccomp: exporting the filter: {err.strerror or err}"
+            ) from None
+        return fd, flags
 
     def load(self, notify_sock_fd: int = -1, state: dict | None = None) -> None:
         """Install the filter on this process (the last step before execve)."""
