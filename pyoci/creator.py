@@ -48,6 +48,9 @@ class Creator:
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
         self._plan_cgroup()
+        if self.log is not None and self.spec.process is not None:
+            for warning in self.spec.process.warnings:  # capabilities that cannot be granted
+                self.log.warning(warning)
         self.plan = process.InitPlan(
             self.spec,
             self.state_dir,

@@ -242,27 +242,12 @@ class InitPlan:
 
 
 def _plan_sysctl(spec) -> list[tuple[str, str, str]]:
-    """(field, /proc/sys path, value); refuse what would change the host's settings."""
-    out = []
-    for key, value in spec.sysctl.items():
-        field = f"linux.sysctl.{key}"
-        if "/" in key or ".." in key.split("."):
-            raise PyociError(f"{field}: invalid sysctl name")
-        if key.startswith("net.") and not spec.has_new("network"):
-            raise PyociError(
-                f"{field}: net.* sysctls need a new network namespace (it would change the host's)"
-            )
-        ipc = key.startswith(("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue."))
-        if ipc and not spec.has_new("ipc"):
-            raise PyociError(
-                f"{field}: ipc sysctls need a new ipc namespace (it would change the host's)"
-            )
-        if key in ("kernel.hostname", "kernel.domainname") and not spec.has_new("uts"):
-            raise PyociError(f"{field}: needs a new uts namespace (it would change the host's)")
-        if not (key.startswith("net.") or ipc or key in ("kernel.hostname", "kernel.domainname")):
-            raise PyociError(f"{field}: not a namespaced sysctl (it would change the host's)")
-        out.append((field, "/proc/sys/" + key.replace(".", "/"), value))
-    return out
+    """(field, /proc/sys path, value); the rules (pyoci.rules.sysctl_problems) were checked
+    when the config was parsed."""
+    return [
+        (f"linux.sysctl.{key}", "/proc/sys/" + key.replace(".", "/"), value)
+        for key, value in spec.sysctl.items()
+    ]
 
 
 # --- messages ----------------------------------------------------------------------------------

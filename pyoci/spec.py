@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import rules
 from pyoci.errors import PyociError
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
@@ -251,6 +252,7 @@ class Process:
         "no_new_privileges",
         "oom_score_adj",
         "raw",
+        "warnings",
     )
 
     def __init__(self, raw: dict, path: str = "process") -> None:
@@ -289,16 +291,17 @@ class Process:
                     raise PyociError(f"{p}[{i}]: unknown capability {name!r}")
                 numbers.append(CAP_NUMBER[name])
             self.capabilities[set_name] = numbers  # type: ignore[index]
+        # Ambient caps the kernel cannot raise are dropped with a warning, not an error (the
+        # spec: MUST warn, SHOULD NOT fail; `runc spec`'s default config has them).
+        self.warnings: list[str] = []
         if self.capabilities:
-            allowed = set(self.capabilities.get("permitted", [])) & set(
-                self.capabilities.get("inheritable", [])
-            )
-            for i, cap in enumerate(self.capabilities.get("ambient", [])):
-                if cap not in allowed:
-                    raise PyociError(
-                        f"{path}.capabilities.ambient[{i}]: {CAPABILITIES[cap]} must also be in "
-                        "permitted and inheritable (the kernel refuses it otherwise)"
-                    )
+            self.warnings = rules.ambient_warnings(self.capabilities, CAPABILITIES)
+            if self.warnings:
+                allowed = set(self.capabilities.get("permitted", [])) & set(
+                    self.capabilities.get("inheritable", [])
+                )
+                ambient = self.capabilities.get("ambient", [])
+                self.capabilities["ambient"] = [c for c in ambient if c in allowed]
         self.rlimits = [
             Rlimit(r, f"{path}.rlimits[{i}]")
             for i, r in enumerate(_list(raw, "rlimits", f"{path}.rlimits"))
@@ -472,14 +475,9 @@ class Spec:
             _expect(value, str, f"linux.sysctl.{key}", "a string")
         self.time_offsets: dict[str, dict] = _obj(linux, "timeOffsets", "linux.timeOffsets")
         self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
-        # A uts namespace entry, new or joined by path (then it is set in the joined one):
-        # without one the host would be renamed.
-        for field in ("hostname", "domainname"):
-            if getattr(self, field) and self.namespace("uts") is None:
-                raise PyociError(f"{field}: requires a uts namespace in linux.namespaces")
-            sysctl = f"kernel.{field}"
-            if getattr(self, field) and sysctl in self.sysctl:
-                raise PyociError(f"linux.sysctl.{sysctl}: conflicts with {field} (set one of them)")
+        # The cross-field rules `pyoci validate` applies too (one definition: pyoci.rules).
+        for path, reason in rules.problems(raw):
+            raise PyociError(f"{rules.dotted(path)}: {reason}")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pyoci import rules
 from pyoci import spec as _spec
 
 __all__ = ["validate_bundle", "validate_config", "SPECS_DIR"]
@@ -56,22 +57,6 @@ PROC_NS_TYPES = {
     "cgroup": "cgroup",
     "time": "time",
 }
-
-# Sysctls that belong to the IPC namespace (ipc_namespaces(7)); without a new IPC namespace,
-# writing them changes the host. runc refuses them for the same reason.
-IPC_SYSCTLS = frozenset(
-    [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ]
-)
-UTS_SYSCTLS = frozenset(("kernel.hostname", "kernel.domainname"))
 
 # Only these seccomp actions carry an errno (config-linux.md: any other MUST fail).
 ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
@@ -452,37 +437,13 @@ def _check_devices(config: dict, ctx: _Context) -> Iterator[Problem]:
 
 
 def _check_sysctl(config: dict, ctx: _Context) -> Iterator[Problem]:
-    """A namespaced sysctl needs that namespace in the config, else it would change the host."""
-    for key in _obj(ctx.linux.get("sysctl")):
-        needed = _sysctl_namespace(key)
-        if needed and needed not in ctx.namespaces:
-            yield ("linux", "sysctl", key), f"requires a {needed} namespace in linux.namespaces"
-
-
-def _sysctl_namespace(key: str) -> str | None:
-    if key.startswith("net."):
-        return "network"
-    if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
-        return "ipc"
-    if key in UTS_SYSCTLS:
-        return "uts"
-    return None
+    """pyoci.rules: a sysctl must be namespaced and have its namespace (as `create` says)."""
+    yield from rules.sysctl_problems(config)
 
 
 def _check_hostname(config: dict, ctx: _Context) -> Iterator[Problem]:
-    """Setting hostname or domainname without a UTS namespace would rename the host."""
-    for field in ("hostname", "domainname"):
-        value = config.get(field)
-        if isinstance(value, str) and value and "uts" not in ctx.namespaces:
-            yield (field,), "requires a uts namespace in linux.namespaces"
-        sysctl = ctx.linux.get("sysctl")
-        if (
-            isinstance(value, str)
-            and value
-            and isinstance(sysctl, dict)
-            and f"kernel.{field}" in sysctl
-        ):
-            yield ("linux", "sysctl", f"kernel.{field}"), f"conflicts with {field}"
+    """pyoci.rules: hostname/domainname need a uts namespace, and no kernel.* twin."""
+    yield from rules.hostname_problems(config)
 
 
 def _check_path_lists(config: dict, ctx: _Context) -> Iterator[Problem]:

@@ -104,7 +104,7 @@ def test_full_linux_config_is_valid(check: Bundle, config: dict) -> None:
             {"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": 438},
             {"type": "p", "path": "/run/fifo"},
         ],
-        sysctl={"net.ipv4.ip_forward": "1", "kernel.shmmax": "1024", "vm.overcommit_memory": "1"},
+        sysctl={"net.ipv4.ip_forward": "1", "kernel.shmmax": "1024"},
         rootfsPropagation="rslave",
         cgroupsPath="/pyoci/test",
         resources={
