@@ -128,8 +128,6 @@ class InitPlan:
                 self.console_fd = console.connect(console_socket)
                 self.own_console_fd = True
         self.use_init = use_init or spec.annotations.get("org.pyoci.init") == "true"
-        if self.use_init:
-            import pyoci.init  # noqa: F401  (loaded before the fork)
         if self.runs_hooks:
             import select  # noqa: F401  (hooks wait on a pidfd; loaded before the fork)
 
@@ -188,13 +186,10 @@ class InitPlan:
             import resource  # noqa: F401  (loaded now, used after the fork)
         # Who waits on exec.fifo: pyoci-exec (the common case: a small sealed program, no
         # interpreter, no host fd but the fifo), or this Python process when something must
-        # run after `start` and before the exec (startContainer hooks, the --init PID 1), or
-        # when there is no /proc to reopen the fifo through.
+        # run after `start` and before the exec (startContainer hooks), or when there is no
+        # /proc to reopen the fifo through.
         self.waits_in_python = (
-            process is None
-            or self.use_init
-            or bool(spec.hooks.get("startContainer"))
-            or not self.has_proc
+            process is None or bool(spec.hooks.get("startContainer")) or not self.has_proc
         )
         # Without /proc the fifo is reached through the root-only state dir, so the user
         # switch must wait until after it (errors of that step then reach the container's
@@ -534,17 +529,16 @@ def finish_and_exec(plan: InitPlan, exec_path: str | None) -> None:
     if plan.seccomp is not None and process.no_new_privileges and plan.seccomp_program is None:
         plan.seccomp.load(plan.seccomp_sock, plan.hook_state)  # a listener: from Python
 
-    def exec_it(fifo_fd: int = -1) -> None:
-        sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
-        exechelper.exec_through(
-            plan.helper_fd, exec_path, process.args, plan.env, fifo_fd, plan.seccomp_program
-        )
-
-    if plan.use_init:
-        from pyoci.init import fork_and_reap  # loaded by InitPlan
-
-        fork_and_reap(exec_it)
-    exec_it(-1 if plan.waits_in_python else plan.fifo_fd)
+    sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
+    exechelper.exec_through(
+        plan.helper_fd,
+        exec_path,
+        process.args,
+        plan.env,
+        -1 if plan.waits_in_python else plan.fifo_fd,
+        plan.seccomp_program,
+        init=plan.use_init,  # pyoci-exec stays PID 1 and reaps
+    )
 
 
 def load_seccomp_and_drop_privileges(

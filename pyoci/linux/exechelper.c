@@ -13,13 +13,14 @@
  * It also does what is left of `create` after READY: wait on exec.fifo until `start`, so the
  * process waiting in a `created` container is this small program, not an interpreter.
  *
- *   pyoci-exec FIFO_FD SECCOMP PATH ARG0 [ARG...]     (environment: the user process's)
+ *   pyoci-exec FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]     (environment: the user process's)
  *
  * FIFO_FD is "-" or the number of an O_PATH fd on exec.fifo: reopen it for writing through
  * /proc/self/fd (blocks until `start` opens it for reading), write "0", close it. SECCOMP is
  * "-" or "FD:FLAGS": an fd holding a compiled seccomp program (struct sock_filter[], as
  * libseccomp exports it) to load with seccomp(2) and those filter flags as the very last step
- * (with no_new_privs: the filter then only has to allow execve). Then execve PATH with
+ * (with no_new_privs: the filter then only has to allow execve). INIT is "-" or "init": stay
+ * as the container's PID 1, fork the program and reap (`run_init`). Then execve PATH with
  * ARG0... and the environment as given. Errors go to stderr as one `pyoci:` line and end in
  * the exit codes a shell uses (127 not found, 126 not executable).
  *
@@ -31,6 +32,11 @@ typedef unsigned long size_t;
 typedef long ssize_t;
 
 #if defined(__x86_64__)
+#define NR_rt_sigprocmask 14
+#define NR_clone 56
+#define NR_wait4 61
+#define NR_kill 62
+#define NR_rt_sigtimedwait 128
 #define NR_read 0
 #define NR_seccomp 317
 #define NR_write 1
@@ -53,6 +59,11 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 	return ret;
 }
 #elif defined(__aarch64__)
+#define NR_rt_sigprocmask 135
+#define NR_clone 220
+#define NR_wait4 260
+#define NR_kill 129
+#define NR_rt_sigtimedwait 137
 #define NR_read 63
 #define NR_seccomp 277
 #define NR_write 64
@@ -89,7 +100,13 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define SA_RESTORER 0x04000000
 #define SIGHUP 1
 #define SIGINT 2
+#define SIGKILL 9
 #define SIGTERM 15
+#define SIGCHLD 17
+#define SIGSTOP 19
+#define SIG_BLOCK 0
+#define SIG_SETMASK 2
+#define WNOHANG 1
 #define EINTR 4
 #define SECCOMP_SET_MODE_FILTER 1
 
@@ -249,15 +266,70 @@ static void wait_for_start(long fifo_fd)
 	sys6(NR_close, fifo_fd, 0, 0, 0, 0, 0);
 }
 
-int helper_main(long argc, char **argv, char **envp)
+static int is_dash(const char *s)
+{
+	return s[0] == '-' && s[1] == 0;
+}
+
+/* The exec itself: the child of the init, or this process. */
+static __attribute__((noreturn)) void exec_user(char **argv, char **envp, const char *seccomp)
 {
 	long err;
 
-	if (argc < 5) {
-		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD SECCOMP PATH ARG0 [ARG...]\n");
+	if (!is_dash(seccomp))
+		load_seccomp(seccomp);
+	err = -sys6(NR_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0, 0, 0);
+	fail("exec", argv[1], err, err == 13 ? 126 : 127);
+}
+
+/* --init: PID 1 of the container, which a normal program is not fit to be (signals without a
+ * handler never reach it; every orphan becomes its child). Fork the user's program, forward
+ * every catchable signal to it, reap every zombie, and exit with its status (128+N for a
+ * signal N). Signals are blocked and taken with rt_sigtimedwait, so none is lost while
+ * reaping. Being this small program, PID 1 is no host interpreter the container could reach
+ * through /proc/1/exe. */
+static __attribute__((noreturn)) void run_init(char **argv, char **envp, const char *seccomp)
+{
+	unsigned long all = ~0UL & ~((1UL << (SIGKILL - 1)) | (1UL << (SIGSTOP - 1))), old = 0;
+	unsigned char info[128];
+	long child, pid;
+	int status, code = -1;
+
+	sys6(NR_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old, sizeof(all), 0, 0);
+	child = sys6(NR_clone, SIGCHLD, 0, 0, 0, 0, 0);
+	if (child < 0)
+		fail("init", "fork", -child, 1);
+	if (child == 0) {
+		sys6(NR_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, sizeof(old), 0, 0);
+		exec_user(argv, envp, seccomp);
+	}
+	while (code < 0) {
+		long sig = sys6(NR_rt_sigtimedwait, (long)&all, (long)info, 0, sizeof(all), 0, 0);
+		if (sig < 0)
+			continue; /* EINTR */
+		if (sig != SIGCHLD) {
+			sys6(NR_kill, child, sig, 0, 0, 0, 0);
+			continue;
+		}
+		while ((pid = sys6(NR_wait4, -1, (long)&status, WNOHANG, 0, 0, 0)) > 0) {
+			if (pid != child)
+				continue;
+			if ((status & 0x7f) == 0)
+				code = (status >> 8) & 0xff; /* exited */
+			else
+				code = 128 + (status & 0x7f); /* killed by a signal */
+		}
+	}
+	leave(code);
+}
+
+int helper_main(long argc, char **argv, char **envp)
+{
+	if (argc < 6) {
+		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]\n");
 		leave(2);
 	}
-	if (!(argv[1][0] == '-' && argv[1][1] == 0)) {
+	if (!is_dash(argv[1])) {
 		long fifo_fd = parse_fd(argv[1]);
 		if (fifo_fd < 0) {
 			put("pyoci: pyoci-exec: FIFO_FD must be - or an fd number\n");
@@ -268,10 +340,11 @@ int helper_main(long argc, char **argv, char **envp)
 		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[2:INIT]", 0, 0, 0, 0);
 		wait_for_start(fifo_fd);
 	}
-	if (!(argv[2][0] == '-' && argv[2][1] == 0))
-		load_seccomp(argv[2]);
-	err = -sys6(NR_execve, (long)argv[3], (long)(argv + 4), (long)envp, 0, 0, 0);
-	fail("exec", argv[4], err, err == 13 ? 126 : 127);
+	if (!is_dash(argv[3])) {
+		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[2:INIT]", 0, 0, 0, 0);
+		run_init(argv + 4, envp, argv[2]);
+	}
+	exec_user(argv + 4, envp, argv[2]);
 }
 
 /* The entry point: the kernel leaves argc, argv and envp on the stack. */

@@ -57,10 +57,12 @@ def exec_through(
     env: dict,
     fifo_fd: int = -1,
     seccomp: tuple[int, int] | None = None,
+    init: bool = False,
 ) -> None:
     """execve the helper, which waits on exec.fifo (`fifo_fd`, an O_PATH fd, or -1 for no
     wait), loads the seccomp program (`seccomp`: its fd and filter flags, or None) and then
-    execs `path`. Never returns."""
+    execs `path`; with `init`, it stays PID 1 (forwarding signals, reaping) and forks the
+    program. Never returns."""
     fifo_arg = seccomp_arg = "-"
     if fifo_fd >= 0:
         os.set_inheritable(fifo_fd, True)
@@ -69,6 +71,7 @@ def exec_through(
         os.set_inheritable(seccomp[0], True)
         seccomp_arg = f"{seccomp[0]}:{seccomp[1]}"
     try:
-        os.execve(helper_fd, ["pyoci-exec", fifo_arg, seccomp_arg, path, *args], env)
+        argv = ["pyoci-exec", fifo_arg, seccomp_arg, "init" if init else "-", path, *args]
+        os.execve(helper_fd, argv, env)
     except OSError as err:
         raise PyociError(f"exec: the exec helper: {err.strerror.lower()}", err.errno) from None
