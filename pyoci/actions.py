@@ -93,7 +93,7 @@ def kill(g: dict, o: dict, args: list[str], log) -> int:
 def delete(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci import container
 
-    container.delete(_root(g), args[0], o["force"])
+    container.delete(_root(g), args[0], o["force"], log)
     return 0
 
 

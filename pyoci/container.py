@@ -408,10 +408,12 @@ class Container:
             emit(self.stats())
             select.select([], [], [], interval)
 
-    def _remove_cgroup(self, force: bool) -> None:
+    def _remove_cgroup(self, force: bool, log=None) -> None:
         """rmdir the container's cgroup, once whatever of the container is left in it (exec'd
         processes that outlived the init) is gone; with force they are killed. A process
-        that is not the container's is never signalled: its cgroup then stays, an error."""
+        that is not the container's is never signalled: its cgroup then stays, an error
+        without force, a warning with it (as runc: `delete --force` must end the container,
+        and a shim retrying it forever would not help)."""
         cgroup = self.cgroup()
         if cgroup is None:
             return
@@ -428,7 +430,10 @@ class Container:
         try:
             cgroup.destroy()
         except PyociError as err:
-            raise err.wrap(f'cannot delete container "{self.id}"') from None
+            if not force:
+                raise err.wrap(f'cannot delete container "{self.id}"') from None
+            if log is not None:
+                log.warning(f'container "{self.id}": its cgroup is left in place: {err.msg}')
 
     # --- exec ----------------------------------------------------------------------------------
     def exec(
@@ -590,7 +595,7 @@ class Container:
             os.close(pidfd)
 
     # --- delete --------------------------------------------------------------------------------
-    def delete(self, force: bool = False) -> None:
+    def delete(self, force: bool = False, log=None) -> None:
         """Remove a stopped container; with force, kill it first (SIGKILL) and wait."""
         lock = statelib.lock_existing(self._state.root, self.id)
         try:
@@ -611,14 +616,14 @@ class Container:
                     raise PyociError(
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                     )
-            self._remove_cgroup(force)
+            self._remove_cgroup(force, log)
             _remove_state_dir(self._state.dir)
             self._run_hooks("poststop")
         finally:
             lock.release()
 
 
-def delete(root: str, container_id: str, force: bool = False) -> None:
+def delete(root: str, container_id: str, force: bool = False, log=None) -> None:
     """`delete`; with force an id already gone is not an error (containerd relies on it)."""
     try:
         container = Container.load(root, container_id)
@@ -626,7 +631,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if force and "does not exist" in err.msg:
             return
         raise
-    container.delete(force)
+    container.delete(force, log)
 
 
 def list_containers(root: str) -> list[dict]:
