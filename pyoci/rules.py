@@ -1,6 +1,6 @@
 """Cross-field rules of config.json, shared by `create` and `pyoci validate`.
 
-Each rule is a pure function of the raw config document that yields problems as
+Each rule is a pure function of the raw config document that returns problems as
 `(path, reason)`, the path a tuple of keys and indexes (`("linux", "sysctl", "vm.swappiness")`).
 `spec.py` raises the first one on `create` (cheaply, no jsonschema), `validate.py` lists them
 all: one definition, so the two can never disagree again about what a runtime accepts. Where
@@ -11,8 +11,6 @@ Warnings (what the spec says a runtime MUST log and SHOULD NOT fail on) are sepa
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -56,29 +54,32 @@ def sysctl_namespace(key: str) -> str | None:
     return None
 
 
-def sysctl_problems(config: dict) -> Iterator[Problem]:
+def sysctl_problems(config: dict) -> list[Problem]:
     """Every sysctl must be namespaced, and its namespace must have an entry in
     linux.namespaces (new, or joined by path): otherwise the write changes the host's value.
     runc refuses the same (`vm.swappiness` "is not in a separate kernel namespace")."""
+    found: list[Problem] = []
     sysctl = _dict(_dict(config.get("linux")).get("sysctl"))
     if not sysctl:
-        return
+        return found
     namespaces = _namespace_types(config)
     for key in sysctl:
         path = ("linux", "sysctl", key)
         if not isinstance(key, str) or "/" in key or ".." in key.split("."):
-            yield path, "invalid sysctl name"
+            found.append((path, "invalid sysctl name"))
             continue
         needed = sysctl_namespace(key)
         if needed is None:
-            yield path, "not a namespaced sysctl (it would change the host's)"
+            found.append((path, "not a namespaced sysctl (it would change the host's)"))
         elif needed not in namespaces:
-            yield path, f"requires a {needed} namespace in linux.namespaces"
+            found.append((path, f"requires a {needed} namespace in linux.namespaces"))
+    return found
 
 
-def hostname_problems(config: dict) -> Iterator[Problem]:
+def hostname_problems(config: dict) -> list[Problem]:
     """hostname/domainname need a uts namespace entry (new, or joined: then they are set in
     the joined one), and cannot be given twice through their kernel.* sysctl (runc, crun)."""
+    found: list[Problem] = []
     namespaces = _namespace_types(config)
     sysctl = _dict(_dict(config.get("linux")).get("sysctl"))
     for field in ("hostname", "domainname"):
@@ -86,17 +87,18 @@ def hostname_problems(config: dict) -> Iterator[Problem]:
         if not (isinstance(value, str) and value):
             continue
         if "uts" not in namespaces:
-            yield (field,), "requires a uts namespace in linux.namespaces"
+            found.append(((field,), "requires a uts namespace in linux.namespaces"))
         if f"kernel.{field}" in sysctl:
-            yield ("linux", "sysctl", f"kernel.{field}"), f"conflicts with {field}"
+            found.append((("linux", "sysctl", f"kernel.{field}"), f"conflicts with {field}"))
+    return found
 
 
 RULES = (sysctl_problems, hostname_problems)
 
 
-def problems(config: dict) -> Iterator[Problem]:
-    for rule in RULES:
-        yield from rule(config)
+def problems(config: dict) -> list[Problem]:
+    """Every rule's problems, in order (`create` raises the first)."""
+    return [problem for rule in RULES for problem in rule(config)]
 
 
 def ambient_warnings(caps: dict[str, list[int]], names: tuple[str, ...]) -> list[str]:
