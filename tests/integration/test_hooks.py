@@ -83,7 +83,7 @@ def test_start_container_hook_runs_inside_after_start(pyoci, bundle, new_id, tmp
         config["hooks"] = {"startContainer": [hook]}
 
     cid = new_id()
-    b = bundle(["sleep", "100"], patch=patch)
+    b = bundle(["sleep", "100"], patch=patch, private=True)  # /hooklog: its own mount point
     assert pyoci.create(b, cid).returncode == 0
     assert not (logdir / "state").exists(), "startContainer ran before start"
     start = pyoci("start", cid)
