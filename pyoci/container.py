@@ -269,12 +269,27 @@ class Container:
             if not self._state.data.get("hasProcess", True):
                 raise PyociError(f'cannot start container "{self.id}": config.json has no process')
             self._open_fifo()
-            self._run_hooks("poststart")
+            try:
+                self._run_hooks("poststart", warn_only=False)
+            except PyociError as err:
+                # runtime-spec 1.3.0: "If any poststart hook fails, the runtime MUST generate an
+                # error, stop the container, and continue the lifecycle at step 12" (the
+                # process has exited; `delete` follows).
+                self._stop_after_failed_hook()
+                raise PyociError(f'container "{self.id}": {err.msg} (the container was stopped)')
         finally:
             lock.release()
 
-    def _run_hooks(self, name: str, log=None) -> None:
-        """poststart/poststop: failures are warnings (runtime.md), printed on stderr."""
+    def _stop_after_failed_hook(self) -> None:
+        try:
+            self._signal_all(9)
+        except PyociError:
+            pass  # exited meanwhile
+        wait_exit(self.pid, timeout=10)
+
+    def _run_hooks(self, name: str, log=None, warn_only: bool = True) -> None:
+        """poststart (an error, as runtime-spec 1.3.0 says) and poststop (warnings only,
+        printed on stderr)."""
         hooks_config = self._state.data.get("hooks") or {}
         if hooks_config.get(name):
             from pyoci import hooks
@@ -285,7 +300,7 @@ class Container:
             # The init's pid even if it already exited (a short-lived process can be gone
             # before poststart runs); the status is set by the hook's name.
             state["pid"] = self.pid
-            hooks.run_hooks(name, hooks_config, state, True, log or Logger(None))
+            hooks.run_hooks(name, hooks_config, state, warn_only, log or Logger(None))
 
     def _open_fifo(self) -> None:
         import select

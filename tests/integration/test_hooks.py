@@ -134,13 +134,28 @@ def test_hook_timeout_kills_the_hook_and_fails_create(pyoci, bundle, new_id, tmp
     pyoci.assert_nothing_left()
 
 
-def test_failing_poststart_and_poststop_hooks_only_warn(pyoci, bundle, new_id):
-    hooks = {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
+def test_failing_poststop_hook_only_warns(pyoci, bundle, new_id):
+    hooks = {"poststop": [{"path": "/bin/false"}]}
     b = bundle(["true"], hooks=hooks)
     result = pyoci.run(b, new_id())
     assert result.returncode == 0
-    assert "warning: hooks.poststart[0]" in result.stderr
     assert "warning: hooks.poststop[0]" in result.stderr
+    pyoci.assert_nothing_left()
+
+
+def test_failing_poststart_hook_is_an_error_and_stops_the_container(pyoci, bundle, new_id):
+    """runtime-spec 1.3.0 (changed from 1.2's warning): "If any poststart hook fails, the
+    runtime MUST generate an error, stop the container, and continue the lifecycle at step
+    12". `start` fails; the container is stopped, not deleted; poststop still runs at delete."""
+    hooks = {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/true"}]}
+    b = bundle(["sleep", "100"], hooks=hooks)
+    cid = new_id()
+    pyoci.create_ok(b, cid)
+    result = pyoci("start", cid)
+    assert result.returncode == 1
+    assert "hooks.poststart[0]" in result.stderr and "stopped" in result.stderr
+    assert pyoci.state(cid)["status"] == "stopped"
+    assert pyoci("delete", cid).returncode == 0
     pyoci.assert_nothing_left()
 
 
