@@ -290,7 +290,7 @@ def do_mount(root_fd: int, op: MountOp) -> None:
     target_fd = make_in_root(root_fd, op.destination, is_file=op.is_bind and op.is_file)
     try:
         target = fd_path(target_fd)
-        data = ",".join(op.data) or None
+        data = ",".join(_with_dir_mode(op, target_fd)) or None
         try:
             if op.tree_fd >= 0:
                 sc.move_mount(op.tree_fd, target_fd)
@@ -312,6 +312,14 @@ def do_mount(root_fd: int, op: MountOp) -> None:
     finally:
         os.close(target_fd)
     apply_attributes(root_fd, op)
+
+
+def _with_dir_mode(op: MountOp, target_fd: int) -> list[str]:
+    """A tmpfs without `mode=` takes the mode of the directory it covers, as runc does (the
+    kernel's default would be 1777: a world-writable directory the image never had)."""
+    if op.type != "tmpfs" or op.is_bind or any(d.startswith("mode=") for d in op.data):
+        return op.data
+    return [f"mode={os.fstat(target_fd).st_mode & 0o7777:o}", *op.data]
 
 
 def apply_attributes(root_fd: int, op: MountOp) -> None:
