@@ -276,7 +276,9 @@ class Container:
                 # error, stop the container, and continue the lifecycle at step 12" (the
                 # process has exited; `delete` follows).
                 self._stop_after_failed_hook()
-                raise PyociError(f'container "{self.id}": {err.msg} (the container was stopped)')
+                raise PyociError(
+                    f'container "{self.id}": {err.msg} (the container was stopped)'
+                ) from None
         finally:
             lock.release()
 

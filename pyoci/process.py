@@ -302,6 +302,11 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         early = ns.user_fd is not None or ns.new_user or ns.joins("cgroup")
         cgroupjoin.join_self(plan.cgroup_v1, v2_fd if early else None, field, plan.cgroup_v2)
         birth_fd = None if early else v2_fd
+        if (ns.user_fd is not None or ns.new_user) and os.geteuid() == 0:
+            # Bind sources are the host's: look them up as the host's root, here, not from
+            # inside the user namespace (whose root may not search their parents). Rootless,
+            # the namespace's root is the user itself: it sees what the user sees.
+            mounts.clone_bind_sources(plan.mount_ops)
         if ns.user_fd is not None:
             sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
         elif ns.new_user:

@@ -314,6 +314,24 @@ def do_mount(root_fd: int, op: MountOp) -> None:
     apply_attributes(root_fd, op)
 
 
+def clone_bind_sources(ops: list[MountOp]) -> None:
+    """Detach a copy of every bind source (open_tree(OPEN_TREE_CLONE), recursive for rbind)
+    while still the host's root, for the init to attach with move_mount: a user namespace's
+    root may not be able to look the source up (a parent directory it cannot search)."""
+    for op in ops:
+        if not op.is_bind or op.tree_fd >= 0 or op.type == "cgroup":
+            continue
+        flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+        if op.flags & sc.MS_REC:
+            flags |= sc.AT_RECURSIVE
+        try:
+            op.tree_fd = sc.open_tree(-100, op.source, flags)  # AT_FDCWD
+        except OSError as err:
+            raise PyociError(
+                f"{op.path}.source: {op.source}: {err.strerror.lower()}", err.errno
+            ) from None
+
+
 def _with_dir_mode(op: MountOp, target_fd: int) -> list[str]:
     """A tmpfs without `mode=` takes the mode of the directory it covers, as runc does (the
     kernel's default would be 1777: a world-writable directory the image never had)."""
