@@ -80,8 +80,7 @@ def parse(argv: list[str]) -> tuple[dict, Cmd, dict, list[str]]:
     while i < len(argv):
         token = argv[i]
         if cmd.rest and len(args) >= required and args:
-            if token == "--":
-                i += 1
+            # The command line, verbatim: a `--` here is its first word, as for runc.
             args.extend(argv[i:])
             break
         if token == "--":
@@ -108,6 +107,10 @@ def run_handler(g: dict, cmd: Cmd, o: dict, args: list[str]) -> int:
     from pyoci.log import Logger
 
     log = Logger(g.get("log"), g.get("log_format") or "text", bool(g.get("debug")))
+    problem = log.check()
+    if problem is not None:
+        sys.stderr.write(f"pyoci: {problem}\n")
+        return 1
     if g.get("rootless") not in (None, "auto", "true", "false"):
         log.error(f"--rootless: must be true, false or auto, not {g['rootless']!r}")
         return 1

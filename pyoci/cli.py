@@ -53,12 +53,14 @@ def _command(cmd: Cmd) -> click.Command:
                 options[opt.dest] = list(options[opt.dest] or ())
         ctx.exit(run_handler(ctx.obj, cmd, options, args))
 
+    # After the positional arguments of a command with a trailing command line (exec's
+    # `ID CMD ARGS...`), every token is the command's, as for runc (Go's flag package stops
+    # at the first argument) and for the fast parser in pyoci.__main__.
+    settings: dict = {"help_option_names": ["-h", "--help"]}
+    if cmd.rest:
+        settings["allow_interspersed_args"] = False
     return click.Command(
-        cmd.name,
-        params=params,
-        callback=callback,
-        help=cmd.help,
-        context_settings={"help_option_names": ["-h", "--help"]},
+        cmd.name, params=params, callback=callback, help=cmd.help, context_settings=settings
     )
 
 

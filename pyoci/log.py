@@ -30,6 +30,19 @@ class Logger:
             return jsonfast.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
         return f'time="{_rfc3339()}" level={level} msg="{msg}"\n'
 
+    def check(self) -> str | None:
+        """Open (create) the log file once, before the command runs: an unusable `--log` is
+        an error at once, as for runc, rather than a log silently lost. The reason, or None."""
+        if not self.path:
+            return None
+        try:
+            os.close(
+                os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            )
+        except OSError as err:
+            return f"--log: {self.path}: {(err.strerror or str(err)).lower()}"
+        return None
+
     def _write_file(self, level: str, msg: str) -> None:
         if not self.path:
             return

@@ -148,3 +148,11 @@ def test_tmpfs_takes_the_mode_of_the_directory_it_covers(pyoci, bundle, new_id, 
                              str(b.path), new_id()], capture_output=True, text=True)  # fmt: skip
     assert theirs.returncode == 0, theirs.stderr
     assert ours == theirs.stdout == "755 /etc\n1777 /tmp\n"
+
+
+def test_log_file_that_cannot_be_opened_is_an_error(pyoci, tmp_path):
+    """runc fails at once; a log silently lost would hide every later error from the tools."""
+    for command in (("list",), ("state", "nosuch")):
+        result = pyoci(*command, global_args=("--log", str(tmp_path / "missing" / "log.json")))
+        assert result.returncode == 1
+        assert result.stderr.startswith("pyoci: --log: ") and "no such file" in result.stderr
