@@ -241,6 +241,7 @@ class Container:
                 "deviceRules": creator.device_rules,
                 "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
                 "resources": spec.linux.get("resources") or {},
+                "hostMounts": creator.host_mounts,  # no mount namespace: delete detaches them
             }
             st = statelib.ContainerState(root, data)
             st.save()
@@ -634,6 +635,10 @@ class Container:
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                     )
             self._remove_cgroup(force, log)
+            if self._state.data.get("hostMounts"):
+                from pyoci.linux import hostmounts
+
+                hostmounts.detach(self._state.data["hostMounts"])
             _remove_state_dir(self._state.dir)
             self._run_hooks("poststop")
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import _socket as socket  # see pyoci.process
 import os
 
-from pyoci import process
+from pyoci import OCI_VERSION, process
 from pyoci.errors import PyociError
 from pyoci.linux import namespaces
 from pyoci.state import FIFO_FILE, proc_start_time
@@ -44,6 +44,10 @@ class Creator:
         self.stage1_pid = 0
         self.init_pid = 0
         self.plan: process.InitPlan | None = None
+        # Without a mount namespace: the mount ids under the rootfs before we mounted anything
+        # there (pyoci.linux.hostmounts), and after READY the mount points we added.
+        self.mounts_before: set[int] | None = None
+        self.host_mounts: list[str] = []
 
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
@@ -74,6 +78,10 @@ class Creator:
         self.plan.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         if not self.plan.has_proc:
             self.plan.state_fd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self.plan.host_mount_ns:
+            from pyoci.linux import hostmounts
+
+            self.mounts_before = {i for i, _ in hostmounts.under(self.spec.root_path)}
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             # Stage 1 joins the container's cgroups itself once they exist (GO), and the init
@@ -94,6 +102,10 @@ class Creator:
             parent_sock.close()
             child_sock.close()
             self.plan.close()
+        if self.mounts_before is not None:
+            from pyoci.linux import hostmounts
+
+            self.host_mounts = hostmounts.new_since(self.spec.root_path, self.mounts_before)
         start_time = proc_start_time(self.init_pid)
         if start_time is None:
             raise PyociError("container init exited during create")
@@ -150,7 +162,7 @@ class Creator:
     def hook_state(self, status: str = "creating") -> dict:
         """The state the runtime spec gives hooks on stdin."""
         state = {
-            "ociVersion": self.spec.oci_version,
+            "ociVersion": OCI_VERSION,  # the runtime's spec version (as runc)
             "id": self.container_id,
             "status": status,
             "pid": self.init_pid,
@@ -219,7 +231,8 @@ class Creator:
             self.stage1_pid = 0
 
     def abort(self) -> None:
-        """Kill and reap what was forked; the mounts die with the init's mount namespace."""
+        """Kill and reap what was forked; the mounts die with the init's mount namespace, or,
+        without one, are detached here."""
         from pyoci.container import wait_exit
 
         for pid in (self.init_pid, self.stage1_pid):
@@ -250,3 +263,10 @@ class Creator:
             except PyociError:
                 pass
             self.cgroup = None
+        if self.mounts_before is not None:
+            from pyoci.linux import hostmounts
+
+            try:
+                hostmounts.detach(hostmounts.new_since(self.spec.root_path, self.mounts_before))
+            except PyociError:
+                pass  # reported by nothing: the create's own error is the one to show

@@ -136,6 +136,7 @@ class ExecPlan:
         self.ns_fds: list[tuple[str, int]] = []
         self.in_user_ns = False
         self.helper_fd = -1
+        self.root_fd = -1
         try:
             self.helper_fd = exechelper.sealed_copy()  # see pyoci.linux.exechelper
             for name in NS_ORDER:
@@ -149,6 +150,12 @@ class ExecPlan:
                 self.ns_fds.append((name, fd))
                 if name == "user":
                     self.in_user_ns = True
+            if not any(name == "mnt" for name, _ in self.ns_fds):
+                # A container without a mount namespace of its own is a chroot in ours: enter
+                # its root as its init sees it.
+                self.root_fd = os.open(
+                    f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+                )
         except BaseException:
             self.close()
             raise
@@ -165,6 +172,9 @@ class ExecPlan:
         for _, fd in self.ns_fds:
             os.close(fd)
         self.ns_fds = []
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
 
     def close(self) -> None:
         """The parent's copies, once stage 1 has its own."""
@@ -188,7 +198,8 @@ def _stage1(plan: ExecPlan, sock) -> None:
         # (kept by stage 2 until its execve), and none of the caller's fds but stdio and the
         # preserved ones (they would be reachable, e.g. as `--cwd /proc/self/fd/N`).
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        keep = {sock.fileno(), plan.helper_fd, plan.console_fd, *(fd for _, fd in plan.ns_fds)}
+        keep = {sock.fileno(), plan.helper_fd, plan.console_fd, plan.root_fd}
+        keep.update(fd for _, fd in plan.ns_fds)
         if plan.seccomp_program is not None:
             keep.add(plan.seccomp_program[0])
         if plan.cgroup_join is not None and plan.cgroup_join[1] is not None:
@@ -206,6 +217,9 @@ def _stage1(plan: ExecPlan, sock) -> None:
                 raise PyociError(
                     f"exec: joining the {name} namespace: {err.strerror.lower()}"
                 ) from None
+        if plan.root_fd >= 0:
+            os.fchdir(plan.root_fd)
+            os.chroot(".")
         plan.close_namespaces()
         pid = os.fork()
         if pid == 0:

@@ -132,8 +132,9 @@ class InitPlan:
             import select  # noqa: F401  (hooks wait on a pidfd; loaded before the fork)
 
             from pyoci import hooks  # noqa: F401
-        if not spec.has_new("mount") and spec.namespace("mount") is None:
-            raise PyociError("linux.namespaces: a mount namespace is required")
+        # No mount namespace entry: the runtime's is inherited (runtime-spec), so the mounts
+        # are made in the host's, under the rootfs, and the init chroots (pyoci.linux.hostmounts).
+        self.host_mount_ns = spec.namespace("mount") is None
         self.ns = namespaces.plan_namespaces(spec)
         self.mount_ops = [mounts.parse_options(m, spec.bundle) for m in spec.mounts]
         if cgroup is not None:
@@ -401,7 +402,10 @@ def init(
 def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
     """The container's environment, up to the user switch; returns the resolved executable."""
     spec = plan.spec
-    rootfs.prepare(spec.root_path, spec.rootfs_propagation)
+    if plan.host_mount_ns:
+        rootfs.prepare_in_host_namespace(spec.root_path)
+    else:
+        rootfs.prepare(spec.root_path, spec.rootfs_propagation)
     root_fd = os.open(spec.root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mount_ops:
         mounts.do_mount(root_fd, op)
@@ -433,11 +437,14 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
         hooks.run_hooks(
             "createContainer", spec.hooks, plan.hook_state, exec_helper_fd=plan.helper_fd
         )
-    if plan.no_pivot:
+    if plan.host_mount_ns:
+        rootfs.chroot(spec.root_path)  # pivot_root would move the host's root
+    elif plan.no_pivot:
         rootfs.move_root(spec.root_path)
     else:
         rootfs.pivot(spec.root_path)
-    rootfs.set_rootfs_propagation(spec.rootfs_propagation)
+    if not plan.host_mount_ns:
+        rootfs.set_rootfs_propagation(spec.rootfs_propagation)
     if spec.process is not None and spec.process.terminal:
         from pyoci.linux import console  # loaded by InitPlan
 

@@ -43,6 +43,29 @@ def prepare(rootfs: str, propagation: str | None) -> None:
         ) from None
 
 
+def prepare_in_host_namespace(rootfs: str) -> None:
+    """Without a mount namespace: bind the rootfs onto itself (so `root.readonly` remounts
+    only it, never the host's filesystem) and make that bind rprivate, so nothing mounted in
+    it propagates to the host's other mount namespaces. `/` itself is left alone."""
+    try:
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+        sc.mount(None, rootfs, None, sc.MS_PRIVATE | sc.MS_REC, None)
+    except OSError as err:
+        raise PyociError(
+            f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}", err.errno
+        ) from None
+
+
+def chroot(rootfs: str) -> None:
+    """Enter the rootfs of a container that shares the host's mount namespace."""
+    try:
+        os.chdir(rootfs)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as err:
+        raise PyociError(f"chroot into {rootfs}: {err.strerror.lower()}", err.errno) from None
+
+
 def set_rootfs_propagation(propagation: str | None) -> None:
     """Shared or unbindable `linux.rootfsPropagation`, applied to the container's `/` once the
     old root is gone, so the mode cannot reach the host."""

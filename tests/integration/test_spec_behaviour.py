@@ -156,3 +156,39 @@ def test_log_file_that_cannot_be_opened_is_an_error(pyoci, tmp_path):
         result = pyoci(*command, global_args=("--log", str(tmp_path / "missing" / "log.json")))
         assert result.returncode == 1
         assert result.stderr.startswith("pyoci: --log: ") and "no such file" in result.stderr
+
+
+def _no_mount_namespace(config: dict) -> None:
+    config["linux"]["namespaces"] = [
+        ns for ns in config["linux"]["namespaces"] if ns["type"] != "mount"
+    ]
+
+
+def test_without_a_mount_namespace_mounts_are_removed_at_delete(pyoci, bundle, new_id):
+    """config-linux.md: a namespace type not listed MUST be inherited from the runtime. The
+    container's mounts are then the host's, under its rootfs; runc leaves them behind after
+    delete, pyoci removes exactly what it mounted."""
+    b = bundle(["sleep", "100"], private=True, patch=_no_mount_namespace)
+    (b.rootfs / "in-the-container").write_text("")
+    cid = new_id()
+    pyoci.create_ok(b, cid)
+    assert pyoci("start", cid).returncode == 0
+    assert pyoci.our_mounts(), "the container's mounts are in the host's namespace"
+    result = pyoci("exec", cid, "ls", "/")  # exec enters the container's root too
+    assert result.returncode == 0, result.stderr
+    assert "in-the-container" in result.stdout.split()
+    assert pyoci("delete", "--force", cid).returncode == 0
+    assert pyoci.our_mounts() == []
+    pyoci.assert_nothing_left()
+
+
+def test_without_a_mount_namespace_a_failed_create_unmounts(pyoci, bundle, new_id):
+    def patch(config: dict) -> None:
+        _no_mount_namespace(config)
+        config["mounts"].append({"destination": "/x", "type": "nosuchfs", "source": "none"})
+
+    b = bundle(["true"], private=True, patch=patch)
+    result = pyoci.create(b, new_id())
+    assert result.returncode == 1 and "nosuchfs" in result.stderr
+    assert pyoci.our_mounts() == []
+    pyoci.assert_nothing_left()
