@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from pyoci import faults
 from pyoci import state as statelib
 from pyoci.errors import PyociError, does_not_exist
 
@@ -99,10 +100,12 @@ def _remove_state_dir(path: str) -> None:
     except FileNotFoundError:
         return
     for name in names:
+        faults.point(f"statedir:unlink:{name}")
         try:
             os.unlink(os.path.join(path, name))
         except FileNotFoundError:
             pass
+    faults.point("statedir:rmdir")
     try:
         os.rmdir(path)
     except FileNotFoundError:
@@ -216,7 +219,14 @@ class Container:
             log,
         )
         try:
+            faults.point("create:state-dir")
             pid, start_time = creator.spawn()
+            if creator.cgroup is not None:
+                from pyoci.linux import resources
+
+                # The init exists and waits for `start`: now the limits it could not be
+                # born under (a pids limit of 0 or 1).
+                resources.apply_deferred(creator.cgroup)
             # Its own pid namespace, if it has one: what tells its processes from a host
             # process someone put in its cgroup (`_is_own`).
             pidns = _pid_namespace(pid) if spec.has_new("pid") else None
@@ -244,9 +254,12 @@ class Container:
                 "hostMounts": creator.host_mounts,  # no mount namespace: delete detaches them
             }
             st = statelib.ContainerState(root, data)
+            faults.point("create:state-write")
             st.save()
+            faults.point("create:state-written")
             if pid_file:
                 write_pid_file(pid_file, pid)
+                faults.point("create:pid-file")
             lock.release()
         except BaseException as err:
             creator.abort()
@@ -269,8 +282,10 @@ class Container:
                 raise PyociError(f'cannot start container "{self.id}": it is {status}, not created')
             if not self._state.data.get("hasProcess", True):
                 raise PyociError(f'cannot start container "{self.id}": config.json has no process')
+            faults.point("start:fifo")
             self._open_fifo()
             try:
+                faults.point("start:poststart")
                 self._run_hooks("poststart", warn_only=False)
             except PyociError as err:
                 # runtime-spec 1.3.0: "If any poststart hook fails, the runtime MUST generate an
@@ -339,6 +354,7 @@ class Container:
         finally:
             os.close(fd)
             os.close(pidfd)
+        faults.point("start:fifo-unlink")
         os.unlink(fifo)
 
     # --- cgroup operations ---------------------------------------------------------------------
@@ -385,6 +401,7 @@ class Container:
                 devices = [*resources["devices"], *self._state.data.get("deviceRules", [])]
                 applied = {**resources, "devices": devices}
             reslib.apply(cgroup, applied, warn, prefix="resources")
+            self._state.data["cgroup"] = cgroup.to_state()  # realtime budgets it raised
             merged = dict(self._state.data.get("resources") or {})
             for key, value in resources.items():
                 if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -473,6 +490,12 @@ class Container:
             )
         base = self._state.data.get("process") or {"cwd": "/", "args": ["sh"]}
         proc = execute.build_process(base, args, options or {}, process_file)
+        cgroup_dirs = None
+        if (options or {}).get("cgroup"):  # runc's exec --cgroup: a sub-cgroup of its own
+            from pyoci.linux.cgroups import parse_sub_cgroups
+
+            wanted = parse_sub_cgroups(options["cgroup"])
+            cgroup_dirs = self._require_cgroup("exec --cgroup in").sub_cgroup_dirs(wanted)
         console_socket = (options or {}).get("console_socket")
         if console_socket and not proc.terminal:
             raise PyociError("--console-socket: needs --tty (or process.terminal: true)")
@@ -495,7 +518,11 @@ class Container:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
         try:
             seccomp = self._state.data.get("seccomp")
-            plan = execute.ExecPlan(self.pid, proc, preserve_fds, console_fd, seccomp)
+            plan = execute.ExecPlan(
+                self.pid, proc, preserve_fds, console_fd, seccomp, state_root=self._state.root
+            )
+            if cgroup_dirs is not None:
+                plan.cgroup_dirs = cgroup_dirs
             pid = execute.spawn(plan)
         finally:
             if console_fd >= 0:
@@ -628,18 +655,23 @@ class Container:
                     self._signal_all(9)
                 except PyociError:
                     pass  # exited meanwhile
+                faults.point("delete:kill")
                 if status == "paused":
                     self.cgroup().freeze(False)  # frozen tasks only die once thawed
                 if not wait_exit(self.pid, timeout=10):
                     raise PyociError(
                         f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                     )
+            faults.point("delete:cgroup")
             self._remove_cgroup(force, log)
+            faults.point("delete:mounts")
             if self._state.data.get("hostMounts"):
                 from pyoci.linux import hostmounts
 
                 hostmounts.detach(self._state.data["hostMounts"])
+            faults.point("delete:state")
             _remove_state_dir(self._state.dir)
+            faults.point("delete:poststop")
             self._run_hooks("poststop")
         finally:
             lock.release()

@@ -113,6 +113,7 @@ class ExecPlan:
         preserve_fds: int,
         console_fd: int = -1,
         seccomp: dict | None = None,
+        state_root: str | None = None,
     ) -> None:
         from pyoci.linux import caps as capslib
         from pyoci.linux import exechelper
@@ -121,10 +122,15 @@ class ExecPlan:
         self.seccomp_program: tuple[int, int] | None = None
         self.seccomp = None
         if seccomp:
-            from pyoci.linux.seccomp import SeccompPlan
+            from pyoci.linux import seccompcache
 
-            self.seccomp = SeccompPlan(seccomp)
-            self.seccomp.uses_notify = False  # the container's listener got its fd at create
+            if seccompcache.uses_notify(seccomp):
+                from pyoci.linux.seccomp import SeccompPlan
+
+                self.seccomp = SeccompPlan(seccomp)
+                self.seccomp.uses_notify = False  # the container's listener got its fd at create
+            else:
+                self.seccomp = seccompcache.compiled(seccomp, state_root or "/run/pyoci")
             if proc.no_new_privileges:  # loaded by pyoci-exec, just before execve
                 self.seccomp_program = self.seccomp.export_for_helper()
         if proc.terminal:

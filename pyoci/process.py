@@ -35,7 +35,7 @@ import _signal as signal  # `signal` and `socket` import enum: ~3 ms per command
 import _socket as socket
 import os
 
-from pyoci import jsonfast
+from pyoci import faults, jsonfast
 from pyoci.errors import PyociError
 from pyoci.linux import caps as capslib
 from pyoci.linux import cgroupjoin, devices, exechelper, mounts, namespaces, rootfs
@@ -101,9 +101,11 @@ class InitPlan:
         # before execve (its fd and flags); otherwise Python loads it.
         self.seccomp_program: tuple[int, int] | None = None
         if spec.linux.get("seccomp"):
-            from pyoci.linux.seccomp import SeccompPlan
+            from pyoci.linux import seccompcache
 
-            self.seccomp = SeccompPlan(spec.linux["seccomp"])
+            self.seccomp = seccompcache.compiled(
+                spec.linux["seccomp"], os.path.dirname(state_dir.rstrip("/"))
+            )
             nnp = spec.process is not None and spec.process.no_new_privileges
             if nnp and not self.seccomp.uses_notify:  # (a listener needs the fd Python sends)
                 self.seccomp_program = self.seccomp.export_for_helper()
@@ -256,8 +258,9 @@ def send_error(sock: socket.socket, err: BaseException) -> None:
     else:
         msg, errno = f"internal error: {type(err).__name__}: {err}", 0
     try:
+        faults.point("child:ERROR")  # fail: the message is lost, as if the socket broke
         sock.send(ERROR + b" " + jsonfast.dumps({"error": msg, "errno": errno}).encode())
-    except OSError:
+    except (OSError, PyociError):
         pass
 
 
@@ -282,6 +285,7 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         go = sock.recv(1 << 20)  # errors before GO would race the parent's send of it
         if not go.startswith(GO):
             os._exit(1)
+        faults.point("stage1:GO")
         process = plan.spec.process
         if process is not None and process.oom_score_adj is not None:
             # Through the host's /proc, before any namespace (the container's /proc could be
@@ -317,19 +321,23 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             # This process stays outside the container's pid namespace; the init is forked
             # only after dumpable is cleared again below.
             sc.prctl(sc.PR_SET_DUMPABLE, 1)
+            faults.point("stage1:USERNS_READY")
             sock.send(USERNS_READY)
             if sock.recv(64) != MAPPED:
                 os._exit(1)
+            faults.point("stage1:MAPPED")
         if ns.user_fd is not None or ns.new_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             sc.prctl(sc.PR_SET_DUMPABLE, 1)  # the id change cleared it (see above)
         namespaces.join_and_unshare(ns)
+        faults.point("stage1:namespaces")
         ns.close()  # joined: the init must not inherit fds of the host's namespaces
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid, born_in_v2 = cgroupjoin.fork_into(birth_fd, field, plan.cgroup_v2 or "")
         if pid == 0:
             init(plan, sock, v2_fd, join_v2=birth_fd is not None and not born_in_v2)
+        faults.point("stage1:PID")
         sock.send(PID + b" %d" % pid)
         code = 0
     except BaseException as err:  # noqa: BLE001 - everything is reported, then we exit
@@ -360,6 +368,7 @@ def init(
     code, ready = 1, False
     try:
         sc.set_process_name("pyoci:[2:INIT]")
+        faults.point("init:start")
         # A session of its own, as runc's init: the caller's process group is outside the
         # container (getpgrp() would be 0 inside a new pid namespace).
         os.setsid()
@@ -379,6 +388,7 @@ def init(
         if exec_path is not None and not plan.drop_after_wait:
             # Every step that can fail happens before READY, so `create` reports it.
             prepare_exec(plan)
+        faults.point("init:READY")
         sock.send(READY)
         sock.close()
         ready = True
@@ -407,7 +417,8 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
     else:
         rootfs.prepare(spec.root_path, spec.rootfs_propagation)
     root_fd = os.open(spec.root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    for op in plan.mount_ops:
+    for i, op in enumerate(plan.mount_ops):
+        faults.point(f"mount:{i}")
         mounts.do_mount(root_fd, op)
     for op in plan.device_ops:
         devices.create_device(root_fd, op, bind_from_host=plan.in_user_ns)
@@ -425,6 +436,7 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
     if plan.runs_hooks:
         # createRuntime (and prestart) run in the runtime's namespaces, by the parent, after
         # the environment exists and before the pivot; then createContainer, here.
+        faults.point("init:HOOKS")
         sock.send(HOOKS)
         answer = sock.recv(1 << 20)
         if not answer.startswith(HOOKS_DONE):
@@ -432,11 +444,13 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
                 os._exit(1)  # the parent reported its hook failure itself
             raise PyociError("create: the runtime did not answer the hooks handshake")
         plan.hook_state = jsonfast.loads(answer[len(HOOKS_DONE) + 1 :])
+        faults.point("init:HOOKS_DONE")
         from pyoci import hooks  # loaded by InitPlan
 
         hooks.run_hooks(
             "createContainer", spec.hooks, plan.hook_state, exec_helper_fd=plan.helper_fd
         )
+    faults.point("init:pivot")
     if plan.host_mount_ns:
         rootfs.chroot(spec.root_path)  # pivot_root would move the host's root
     elif plan.no_pivot:
@@ -527,6 +541,7 @@ def wait_for_start(plan: InitPlan) -> None:
         os.write(fd, b"E" + err.msg.encode())
         os.close(fd)
         os._exit(1)  # the spec: a failed startContainer hook stops the container
+    faults.point("init:start-wait")
     os.write(fd, b"0")
     os.close(fd)
 

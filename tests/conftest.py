@@ -272,7 +272,7 @@ class Pyoci:
     # --- leftovers -----------------------------------------------------------------------------
     def state_entries(self) -> list[str]:
         try:
-            return sorted(os.listdir(self.root))
+            return sorted(e for e in os.listdir(self.root) if not e.startswith("."))  # caches
         except FileNotFoundError:
             return []
 

@@ -16,6 +16,7 @@ import os
 
 import pyseccomp as ps
 
+from pyoci import OCI_VERSION
 from pyoci.errors import PyociError
 
 ARCHES = {
@@ -52,12 +53,6 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": ps.Attr.CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": ps.Attr.CTL_LOG,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ps.Attr.CTL_SSB,
-}
-# The same flags as seccomp(2) takes them (linux/seccomp.h), for pyoci-exec.
-_KERNEL_FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1,
-    "SECCOMP_FILTER_FLAG_LOG": 2,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
 }
 ACTION_NAMES = (
     "SCMP_ACT_KILL",
@@ -169,23 +164,28 @@ class SeccompPlan:
                 except OSError as err:
                     raise PyociError(f"{field}: rule for {name}: {err.strerror or err}") from None
 
-    def export_for_helper(self) -> tuple[int, int]:
-        """The compiled program in a memfd (libseccomp's own BPF, exactly what `load` would
-        install) and its seccomp(2) filter flags, for pyoci-exec to load as the very last step
-        before execve (no_new_privs without a listener). The fd is close-on-exec: the caller
-        makes it inheritable for the helper."""
-        flags = sum(_KERNEL_FLAGS[f] for f in self.raw_flags)
+    def export_bytes(self) -> bytes:
+        """The compiled program, libseccomp's own BPF: exactly what `load` would install."""
         fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
         try:
             with os.fdopen(os.dup(fd), "wb", buffering=0) as f:
                 self.filter.export_bpf(f)
-            os.lseek(fd, 0, os.SEEK_SET)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            return os.pread(fd, size, 0)
         except OSError as err:
-            os.close(fd)
             raise PyociError(
                 f"linux.seccomp: exporting the filter: {err.strerror or err}"
             ) from None
-        return fd, flags
+        finally:
+            os.close(fd)
+
+    def export_for_helper(self) -> tuple[int, int]:
+        """The compiled program in a memfd and its seccomp(2) filter flags, for pyoci-exec to
+        load as the very last step before execve (no_new_privs without a listener). The fd
+        is close-on-exec: the caller makes it inheritable for the helper."""
+        from pyoci.linux.seccompcache import flags_of, memfd_of
+
+        return memfd_of(self.export_bytes()), flags_of({"flags": self.raw_flags})
 
     def load(self, notify_sock_fd: int = -1, state: dict | None = None) -> None:
         """Install the filter on this process (the last step before execve)."""
@@ -205,7 +205,7 @@ class SeccompPlan:
         if fd < 0:
             raise PyociError("linux.seccomp: no notify fd after loading the filter")
         payload = {
-            "ociVersion": state.get("ociVersion", "1.2.0"),
+            "ociVersion": state.get("ociVersion", OCI_VERSION),
             "fds": ["seccompFd"],
             "pid": state.get("pid", os.getpid()),
             "metadata": self.listener_metadata,

@@ -34,7 +34,9 @@ from pyoci.linux.syscalls import (
     NR_PIVOT_ROOT,
     NR_RT_SIGACTION,
     NR_RT_SIGPROCMASK,
+    NR_SECCOMP,
     PR_SET_NAME,
+    SECCOMP_SET_MODE_FILTER,
     SIGCHLD,
 )
 
@@ -196,6 +198,16 @@ def reset_signals() -> None:
     _libc.syscall(
         ctypes.c_long(NR_RT_SIGPROCMASK), _c_int(2), empty, None, ctypes.c_size_t(8)
     )  # fmt: skip  (2 = SIG_SETMASK)
+
+
+def seccomp_load(program: bytes, flags: int) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER) of a compiled program (struct sock_filter[]), as
+    libseccomp's load does, from a cached copy (pyoci.linux.seccompcache)."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = ctypes.create_string_buffer(
+        struct.pack("<H6xQ", len(program) // 8, ctypes.addressof(buf)), 16
+    )
+    _syscall(NR_SECCOMP, ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), fprog)
 
 
 def fstatfs_type(fd: int) -> int:

@@ -43,6 +43,7 @@ def traced(
     import site
 
     log = tmp_path / "imports.log"
+    log.unlink(missing_ok=True)  # this call's imports only
     script = tmp_path / "launcher.py"
     script.write_text(LAUNCHER.format(paths=[str(REPO), *site.getsitepackages()], log=str(log)))
     argv = [*prefix, sys.executable, "-I", "-S", str(script), "--root", str(pyoci.root), *args]
