@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def _cache_files(root: Path) -> list[Path]:
 
 def test_second_create_loads_the_cached_program_without_libseccomp(pyoci, bundle, new_id, tmp_path):
     for nnp in (True, False):  # pyoci-exec loads it, or Python through seccomp(2)
+        shutil.rmtree(pyoci.root / ".seccomp-cache", ignore_errors=True)  # cold again
         b = _bundle(bundle, nnp)
         first, events = traced(pyoci, tmp_path, "run", "--bundle", str(b.path), new_id())
         assert first.returncode == 0, first.stderr
