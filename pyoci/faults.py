@@ -1,0 +1,52 @@
+"""Test-only fault injection: make pyoci fail, or die, at one named step.
+
+`PYOCI_FAULT="<step>[:fail|:kill]"` (`fail` when no action is given) names the step; every
+step pyoci can be interrupted at calls `point("<step>")` (tests/reliability lists them all
+and checks each). At the named step:
+
+- `fail` raises `PyociError("injected fault at <step>")`, which travels like any failure of
+  that step: from a child of `create` as an ERROR message, from a command as its one-line
+  error;
+- `kill` writes `pyoci: injected fault: SIGKILL at <step>` on stderr (the evidence the tests
+  look for) and SIGKILLs the process; a pid namespace's init, which cannot SIGKILL itself,
+  ends with `_exit(137)` instead: to its parent the two look the same.
+
+The variable is read once per process, on the first `point()` (forked children inherit the
+answer), and without it a `point()` is one comparison: no import, no system call.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "PYOCI_FAULT"
+_ACTIONS = ("fail", "kill")
+# (step, action) once read; ("", "") when the variable is unset.
+_target: tuple[str, str] | None = None
+
+
+def _read() -> tuple[str, str]:
+    global _target
+    value = os.environ.get(ENV) or ""
+    step, sep, action = value.rpartition(":")
+    if not sep or action not in _ACTIONS:
+        step, action = value, "fail"
+    _target = (step, action)
+    return _target
+
+
+def point(name: str) -> None:
+    """Fail or die here if PYOCI_FAULT names this step."""
+    target = _target or _read()
+    if name != target[0]:
+        return
+    if target[1] == "kill":
+        try:
+            os.write(2, f"pyoci: injected fault: SIGKILL at {name}\n".encode())
+        except OSError:
+            pass
+        os.kill(os.getpid(), 9)
+        os._exit(137)  # the init of a pid namespace: SIGKILL from inside it is ignored
+    from pyoci.errors import PyociError
+
+    raise PyociError(f"injected fault at {name}")
