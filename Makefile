@@ -11,17 +11,20 @@ PYOCI       := $(BIN)/pyoci
 # libc6-dev: the security tests build static attacker programs; libseccomp2: seccomp at run time;
 # golang-github-containers-common: podman's default seccomp profile, a test fixture;
 # uidmap: newuidmap/newgidmap for rootless multi-range mappings;
-# podman, conmon, catatonit, containerd, docker.io: the real clients of tests/clients.
+# podman, conmon, catatonit, containerd, docker.io: the real clients of tests/clients;
+# containernetworking-plugins (bridge, host-local, loopback) and util-linux (nsenter, unshare):
+# the pods' network and the private namespaces of containerd's CRI (tools/cri-containerd.py).
 APT_PACKAGES := busybox-static runc crun hyperfine time gcc libc6-dev libcap-dev python3-dev python3-venv \
                 libseccomp2 iproute2 procps golang-github-containers-common uidmap \
-                podman conmon catatonit containerd docker.io
+                podman conmon catatonit containerd docker.io containernetworking-plugins util-linux
 
 HELPER      := pyoci/linux/pyoci-exec
 HELPER_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
                  -fno-asynchronous-unwind-tables -Wall -Wextra -Werror \
                  -Wl,--build-id=none -Wl,-z,noexecstack -s
 
-.PHONY: install system venv helper bundles demo test unit integration lint format bench clean
+.PHONY: install system venv helper bundles demo test unit integration lint format bench clean \
+        conformance
 
 install: system venv helper bundles demo
 
@@ -72,6 +75,15 @@ integration:
 
 test: lint helper
 	$(BIN)/python -m pytest -q -rs
+
+# The OCI runtime conformance suite (tests/conformance) against any runc-compatible binary:
+#   make conformance RUNTIME=runc|crun|pyoci|/path/to/binary
+# prints the per-section table, writes build/conformance-<name>.json; non-zero if a clause fails.
+RUNTIME     ?= pyoci
+
+conformance: venv helper bundles
+	$(BIN)/python -m pytest tests/conformance -p tests.conformance.report -q -rfE \
+		--runtime $(RUNTIME) --conformance-json build/conformance-$(notdir $(RUNTIME)).json
 
 bench: venv helper bundles
 	$(BIN)/python tools/bench.py --pyoci $(PYOCI) --json bench-results.json

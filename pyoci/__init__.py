@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __all__ = ["Container", "PyociError", "Spec", "load_spec", "run"]
 __version__ = "0.1.0"
+# The runtime-spec version pyoci implements: what `state`, hooks, `features`, `spec` and
+# `--version` report. The one definition; everything else imports it.
+OCI_VERSION = "1.3.0"
 
 _LAZY = {
     "Container": ("pyoci.container", "Container"),

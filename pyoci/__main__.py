@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
+from pyoci import OCI_VERSION
 from pyoci.commands import COMMANDS_BY_NAME, GLOBAL_OPTS, Cmd, Opt
 
 VERSION = "0.1.0"
-SPEC_VERSION = "1.2.0"
+SPEC_VERSION = OCI_VERSION
 
 
 class UsageError(Exception):

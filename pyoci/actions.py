@@ -38,6 +38,7 @@ def create(g: dict, o: dict, args: list[str], log) -> int:
         console_socket=o["console_socket"],
         systemd_cgroup=g["systemd_cgroup"],
         log=log,
+        net=o["net"],
     )
     return 0
 
@@ -65,6 +66,7 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
         console_socket=o["console_socket"],
         systemd_cgroup=g["systemd_cgroup"],
         log=log,
+        net=o["net"],
     )
 
 
@@ -211,17 +213,60 @@ def events(g: dict, o: dict, args: list[str], log) -> int:
 
 
 def _bytes(flag: str, text: str) -> int:
-    """runc's RAMInBytes: 1024, 64k, 64m, 1g, -1."""
-    value = text.strip().lower().rstrip("b")
+    """runc's sizes (go-units RAMInBytes): 1024, 64k, 64m, 1g, 64MiB, 1.5g; -1 for no limit."""
+    value = text.strip().lower()
+    if value == "-1":
+        return -1
+    value = value.removesuffix("b").removesuffix("i")
     factor = 1
-    for suffix, f in (("k", 1024), ("m", 1024**2), ("g", 1024**3), ("t", 1024**4)):
-        if value.endswith(suffix):
-            value, factor = value[:-1], f
-            break
+    if value and value[-1] in "kmgtp":
+        factor = 1024 ** ("kmgtp".index(value[-1]) + 1)
+        value = value[:-1]
     try:
-        return int(float(value) * factor)
+        number = float(value.strip())
     except ValueError:
-        raise PyociError(f"{flag}: {text!r} is not a size (e.g. 64m, 1g)") from None
+        number = -1.0
+    if number < 0:
+        raise PyociError(f"{flag}: {text!r} is not a size (e.g. 64m, 1g, or -1)")
+    return int(number * factor)
+
+
+# update's flags → linux.resources (runc's update.go): (option, section, key, size?).
+_UPDATE_FLAGS = (
+    ("memory", "memory", "limit", True),
+    ("memory_reservation", "memory", "reservation", True),
+    ("memory_swap", "memory", "swap", True),
+    ("cpu_share", "cpu", "shares", False),
+    ("cpu_quota", "cpu", "quota", False),
+    ("cpu_period", "cpu", "period", False),
+    ("cpu_burst", "cpu", "burst", False),
+    ("cpu_rt_period", "cpu", "realtimePeriod", False),
+    ("cpu_rt_runtime", "cpu", "realtimeRuntime", False),
+    ("cpu_idle", "cpu", "idle", False),
+    ("cpuset_cpus", "cpu", "cpus", False),
+    ("cpuset_mems", "cpu", "mems", False),
+    ("pids_limit", "pids", "limit", False),
+    ("blkio_weight", "blockIO", "weight", False),
+)
+
+
+def _resources_from_flags(o: dict, log) -> dict:
+    resources: dict = {}
+    for option, section, key, size in _UPDATE_FLAGS:
+        value = o.get(option)
+        if value is None or value == "":  # runc ignores an empty value too
+            continue
+        if size:
+            value = _bytes("--" + option.replace("_", "-"), value)
+        resources.setdefault(section, {})[key] = value
+    for option in ("kernel_memory", "kernel_memory_tcp"):
+        if o.get(option):
+            log.warning(f"--{option.replace('_', '-')}: kernel memory limits are ignored")
+    if o.get("l3_cache_schema") or o.get("mem_bw_schema"):
+        from pyoci.linux.resources import check_intel_rdt
+
+        check_intel_rdt(bool(o.get("l3_cache_schema")), bool(o.get("mem_bw_schema")))
+    return resources
 
 
 def update(g: dict, o: dict, args: list[str], log) -> int:
@@ -243,26 +288,12 @@ def update(g: dict, o: dict, args: list[str], log) -> int:
         if not isinstance(resources, dict):
             raise PyociError("--resources: must be a JSON object (linux.resources)")
     else:
-        resources = {}
-        memory, cpu = {}, {}
-        for flag, key in (("memory", "limit"), ("memory_reservation", "reservation"),
-                          ("memory_swap", "swap")):  # fmt: skip
-            if o[flag] is not None:
-                memory[key] = _bytes("--" + flag.replace("_", "-"), o[flag])
-        for flag, key in (("cpu_shares", "shares"), ("cpu_quota", "quota"),
-                          ("cpu_period", "period"), ("cpu_rt_period", "realtimePeriod"),
-                          ("cpu_rt_runtime", "realtimeRuntime"), ("cpuset_cpus", "cpus"),
-                          ("cpuset_mems", "mems")):  # fmt: skip
-            if o[flag] is not None:
-                cpu[key] = o[flag]
-        if memory:
-            resources["memory"] = memory
-        if cpu:
-            resources["cpu"] = cpu
-        if o["pids_limit"] is not None:
-            resources["pids"] = {"limit": o["pids_limit"]}
-        if o["blkio_weight"] is not None:
-            resources["blockIO"] = {"weight": o["blkio_weight"]}
+        resources = _resources_from_flags(o, log)
+    memory = resources.get("memory")
+    if isinstance(memory, dict) and memory.get("limit") == -1 and memory.get("swap") is None:
+        # As runc: "no memory limit" alone means no memory+swap limit either (v1 would refuse
+        # a memory limit above the memory+swap one).
+        resources["memory"] = {**memory, "swap": -1}
     Container.load(_root(g), args[0]).update(resources, log)
     return 0
 

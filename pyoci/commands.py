@@ -105,6 +105,11 @@ _PRESERVE = Opt(
 _NO_KEYRING = Opt("--no-new-keyring", kind="flag", help="accepted for runc compatibility")
 _PIDFD_SOCKET = Opt("--pidfd-socket", help="accepted for runc compatibility", metavar="PATH")
 _INIT = Opt("--init", kind="flag", help="run pyoci's minimal init as PID 1 (signals, zombies)")
+_NET = Opt(
+    "--net",
+    help="bridge networking: bridge (pyoci0, 10.89.0.0/24), bridge:NAME, or none",
+    metavar="MODE",
+)
 _ID = (("container-id", True),)
 
 COMMANDS = (
@@ -113,7 +118,17 @@ COMMANDS = (
         "Create a container from a bundle; its process waits for `start`.",
         "pyoci.actions:create",
         _ID,
-        (_BUNDLE, _PID_FILE, _CONSOLE, _NO_PIVOT, _NO_KEYRING, _PRESERVE, _PIDFD_SOCKET, _INIT),
+        (
+            _BUNDLE,
+            _PID_FILE,
+            _CONSOLE,
+            _NO_PIVOT,
+            _NO_KEYRING,
+            _PRESERVE,
+            _PIDFD_SOCKET,
+            _INIT,
+            _NET,
+        ),
     ),
     Cmd("start", "Start the user process of a created container.", "pyoci.actions:start", _ID),
     Cmd(
@@ -130,6 +145,7 @@ COMMANDS = (
             _PRESERVE,
             _PIDFD_SOCKET,
             _INIT,
+            _NET,
             Opt("--detach", "-d", kind="flag", help="return once the container has started"),
             Opt("--keep", kind="flag", help="do not delete the container after it exits"),
         ),
@@ -180,6 +196,13 @@ COMMANDS = (
                 metavar="LABEL",
             ),
             Opt("--apparmor", help="accepted for runc compatibility (no AppArmor)", metavar="P"),
+            Opt(
+                "--cgroup",
+                kind="multi",
+                help="run the process in an existing sub-cgroup of the container's: PATH in "
+                "every hierarchy, or CONTROLLER[,CONTROLLER...]:PATH (repeatable)",
+                metavar="[CONTROLLER:]PATH",
+            ),
         ),
         rest="command",
     ),
@@ -224,24 +247,55 @@ COMMANDS = (
                 help="linux.resources JSON from FILE, or - for stdin",
                 metavar="FILE",
             ),
-            Opt("--memory", help="memory limit (bytes, or 64m, 1g)", metavar="N"),
-            Opt("--memory-reservation", help="memory soft limit", metavar="N"),
-            Opt("--memory-swap", help="memory + swap limit", metavar="N"),
-            Opt("--kernel-memory", help="accepted for runc compatibility (ignored)", metavar="N"),
-            Opt(
-                "--kernel-memory-tcp", help="accepted for runc compatibility (ignored)", metavar="N"
-            ),
-            Opt("--cpu-shares", kind="int", help="CPU shares (relative weight)", metavar="N"),
-            Opt("--cpu-quota", kind="int", help="CFS quota in microseconds", metavar="N"),
+            # runc's flags as runc spells them (runc 1.1 `update --help`, plus --cpu-burst and
+            # --cpu-idle of later runc); older pyoci spellings stay as aliases.
+            Opt("--blkio-weight", kind="int", help="block IO weight (10-1000)", metavar="N"),
             Opt("--cpu-period", kind="int", help="CFS period in microseconds", metavar="N"),
+            Opt("--cpu-quota", kind="int", help="CFS quota in microseconds", metavar="N"),
+            Opt("--cpu-burst", kind="int", help="CFS burst in microseconds", metavar="N"),
+            Opt(
+                "--cpu-share",
+                "--cpu-shares",
+                dest="cpu_share",
+                kind="int",
+                help="CPU shares (relative weight)",
+                metavar="N",
+            ),
             Opt("--cpu-rt-period", kind="int", help="realtime period in microseconds", metavar="N"),
             Opt(
                 "--cpu-rt-runtime", kind="int", help="realtime runtime in microseconds", metavar="N"
             ),
+            Opt(
+                "--cpu-idle",
+                kind="int",
+                help="1: SCHED_IDLE for the cgroup, 0: default",
+                metavar="N",
+            ),
             Opt("--cpuset-cpus", help="CPUs allowed (0-3, 0,1)", metavar="LIST"),
             Opt("--cpuset-mems", help="memory nodes allowed", metavar="LIST"),
-            Opt("--pids-limit", kind="int", help="maximum number of processes", metavar="N"),
-            Opt("--blkio-weight", kind="int", help="block IO weight (10-1000)", metavar="N"),
+            Opt("--memory", help="memory limit (bytes, or 64m, 1g; -1: none)", metavar="N"),
+            Opt("--memory-reservation", help="memory soft limit", metavar="N"),
+            Opt("--memory-swap", help="memory + swap limit (-1: none)", metavar="N"),
+            Opt(
+                "--pids-limit",
+                kind="int",
+                help="maximum number of tasks (0 is a limit: no fork; -1: none)",
+                metavar="N",
+            ),
+            Opt("--kernel-memory", help="accepted for runc compatibility (ignored)", metavar="N"),
+            Opt(
+                "--kernel-memory-tcp", help="accepted for runc compatibility (ignored)", metavar="N"
+            ),
+            Opt(
+                "--l3-cache-schema",
+                help="Intel RDT/CAT L3 cache schema (not supported)",
+                metavar="S",
+            ),
+            Opt(
+                "--mem-bw-schema",
+                help="Intel RDT/MBA memory bandwidth schema (not supported)",
+                metavar="S",
+            ),
         ),  # fmt: skip
     ),
     Cmd(

@@ -30,7 +30,7 @@ def parse_signal(value: str | int) -> int:
     if isinstance(value, int):
         return value
     text = value.strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if 0 < number <= 64:
             return number
@@ -99,6 +99,9 @@ def _remove_state_dir(path: str) -> None:
         names = os.listdir(path)
     except FileNotFoundError:
         return
+    # state.json last: until the directory is gone, a delete killed half-way leaves a state
+    # that `state`, `list` and another `delete` still understand.
+    names.sort(key=lambda name: name == statelib.STATE_FILE)
     for name in names:
         faults.point(f"statedir:unlink:{name}")
         try:
@@ -188,6 +191,7 @@ class Container:
         console_fd: int = -1,
         systemd_cgroup: bool = False,
         log=None,
+        net: str | None = None,
     ) -> Container:
         """Set the container up and leave its init blocked until `start`.
 
@@ -217,6 +221,7 @@ class Container:
             console_fd,
             systemd_cgroup,
             log,
+            net=net,
         )
         try:
             faults.point("create:state-dir")
@@ -245,6 +250,7 @@ class Container:
                 "hasProcess": spec.process is not None,
                 "process": spec.process.raw if spec.process else None,
                 "seccomp": spec.linux.get("seccomp"),
+                "memoryPolicy": spec.linux.get("memoryPolicy"),  # exec sets it again
                 "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
                 "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
                 "pidns": pidns,
@@ -252,6 +258,7 @@ class Container:
                 "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
                 "resources": spec.linux.get("resources") or {},
                 "hostMounts": creator.host_mounts,  # no mount namespace: delete detaches them
+                "network": creator.network_state(),  # a bridge's veth and lease, for delete
             }
             st = statelib.ContainerState(root, data)
             faults.point("create:state-write")
@@ -283,27 +290,22 @@ class Container:
             if not self._state.data.get("hasProcess", True):
                 raise PyociError(f'cannot start container "{self.id}": config.json has no process')
             faults.point("start:fifo")
-            self._open_fifo()
             try:
+                self._open_fifo()
                 faults.point("start:poststart")
                 self._run_hooks("poststart", warn_only=False)
             except PyociError as err:
-                # runtime-spec 1.3.0: "If any poststart hook fails, the runtime MUST generate an
-                # error, stop the container, and continue the lifecycle at step 12" (the
-                # process has exited; `delete` follows).
-                self._stop_after_failed_hook()
+                if not err.msg.startswith("hooks."):
+                    raise
+                # runtime-spec 1.3.0, Lifecycle: if a startContainer or poststart hook fails,
+                # "the runtime MUST generate an error, stop the container, and continue the
+                # lifecycle at step 12": the container is destroyed, then poststop runs.
+                self._destroy(self.status(), force=True)
                 raise PyociError(
-                    f'container "{self.id}": {err.msg} (the container was stopped)'
+                    f'container "{self.id}": {err.msg} (the container was stopped and deleted)'
                 ) from None
         finally:
             lock.release()
-
-    def _stop_after_failed_hook(self) -> None:
-        try:
-            self._signal_all(9)
-        except PyociError:
-            pass  # exited meanwhile
-        wait_exit(self.pid, timeout=10)
 
     def _run_hooks(self, name: str, log=None, warn_only: bool = True) -> None:
         """poststart (an error, as runtime-spec 1.3.0 says) and poststop (warnings only,
@@ -519,7 +521,13 @@ class Container:
         try:
             seccomp = self._state.data.get("seccomp")
             plan = execute.ExecPlan(
-                self.pid, proc, preserve_fds, console_fd, seccomp, state_root=self._state.root
+                self.pid,
+                proc,
+                preserve_fds,
+                console_fd,
+                seccomp,
+                state_root=self._state.root,
+                memory_policy=self._state.data.get("memoryPolicy"),
             )
             if cgroup_dirs is not None:
                 plan.cgroup_dirs = cgroup_dirs
@@ -645,36 +653,45 @@ class Container:
         lock = statelib.lock_existing(self._state.root, self.id)
         try:
             status = self.status()
-            if status != "stopped":
-                if not force:
-                    raise PyociError(
-                        f'cannot delete container "{self.id}" that is not stopped: {status} '
-                        "(use --force)"
-                    )
-                try:
-                    self._signal_all(9)
-                except PyociError:
-                    pass  # exited meanwhile
-                faults.point("delete:kill")
-                if status == "paused":
-                    self.cgroup().freeze(False)  # frozen tasks only die once thawed
-                if not wait_exit(self.pid, timeout=10):
-                    raise PyociError(
-                        f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
-                    )
-            faults.point("delete:cgroup")
-            self._remove_cgroup(force, log)
-            faults.point("delete:mounts")
-            if self._state.data.get("hostMounts"):
-                from pyoci.linux import hostmounts
-
-                hostmounts.detach(self._state.data["hostMounts"])
-            faults.point("delete:state")
-            _remove_state_dir(self._state.dir)
-            faults.point("delete:poststop")
-            self._run_hooks("poststop")
+            if status != "stopped" and not force:
+                raise PyociError(
+                    f'cannot delete container "{self.id}" that is not stopped: {status} '
+                    "(use --force)"
+                )
+            self._destroy(status, force, log)
         finally:
             lock.release()
+
+    def _destroy(self, status: str, force: bool, log=None) -> None:
+        """Lifecycle steps 12-13, under the state lock: kill what is left, undo what create
+        did (cgroup, host mounts, network, state), then the poststop hooks."""
+        if status != "stopped":
+            try:
+                self._signal_all(9)
+            except PyociError:
+                pass  # exited meanwhile
+            faults.point("delete:kill")
+            if status == "paused":
+                self.cgroup().freeze(False)  # frozen tasks only die once thawed
+            if not wait_exit(self.pid, timeout=10):
+                raise PyociError(
+                    f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
+                )
+        faults.point("delete:cgroup")
+        self._remove_cgroup(force, log)
+        faults.point("delete:mounts")
+        if self._state.data.get("hostMounts"):
+            from pyoci.linux import hostmounts
+
+            hostmounts.detach(self._state.data["hostMounts"])
+        if self._state.data.get("network"):
+            from pyoci.linux import network
+
+            network.release(self._state.root, self.id, self._state.data["network"], log)
+        faults.point("delete:state")
+        _remove_state_dir(self._state.dir)
+        faults.point("delete:poststop")
+        self._run_hooks("poststop")
 
 
 def delete(root: str, container_id: str, force: bool = False, log=None) -> None:
@@ -685,7 +702,12 @@ def delete(root: str, container_id: str, force: bool = False, log=None) -> None:
         if force and "does not exist" in err.msg:
             return
         raise
-    container.delete(force, log)
+    try:
+        container.delete(force, log)
+    except PyociError as err:
+        if force and "does not exist" in err.msg:
+            return  # deleted by another delete while we waited for its lock: gone is gone
+        raise
 
 
 def list_containers(root: str) -> list[dict]:
@@ -720,6 +742,7 @@ def run(
     console_socket: str | None = None,
     systemd_cgroup: bool = False,
     log=None,
+    net: str | None = None,
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
     container's exit code (128+N when killed by signal N, as a shell reports it)."""
@@ -743,7 +766,7 @@ def run(
     try:
         container = Container.create(
             root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init,
-            console_socket, console_fd, systemd_cgroup, log,
+            console_socket, console_fd, systemd_cgroup, log, net,
         )  # fmt: skip
     finally:
         if console_fd >= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import _socket as socket  # see pyoci.process
 import os
 
-from pyoci import OCI_VERSION, process
+from pyoci import OCI_VERSION, faults, process
 from pyoci.errors import PyociError
 from pyoci.linux import namespaces
 from pyoci.state import FIFO_FILE, proc_start_time
@@ -28,8 +28,11 @@ class Creator:
         console_fd: int = -1,
         systemd_cgroup: bool = False,
         log=None,
+        net: str | None = None,
     ) -> None:
         self.use_init = use_init
+        self.net = net  # `--net`: bridge, bridge:NAME or none (pyoci.linux.network)
+        self.network = None  # its NetPlan, when the config or --net asks for networking
         self.systemd_cgroup = systemd_cgroup
         self.log = log
         self.cgroup = None
@@ -52,6 +55,7 @@ class Creator:
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
         self._plan_cgroup()
+        self._plan_network()
         if self.log is not None and self.spec.process is not None:
             for warning in self.spec.process.warnings:  # capabilities that cannot be granted
                 self.log.warning(warning)
@@ -65,11 +69,20 @@ class Creator:
             self.console_fd,
             self.cgroup,
         )
+        if self.network is not None and not self.plan.runs_hooks:
+            # The init stops at its HOOKS sync point (namespaces made; no pivot, sysctl or
+            # hook yet): the network is attached then. Loaded now, as InitPlan does for hooks.
+            import select  # noqa: F401
+
+            from pyoci import hooks  # noqa: F401
+
+            self.plan.runs_hooks = True
         fifo = os.path.join(self.state_dir, FIFO_FILE)
         # 0622 as runc: the init may be a user namespace's root we cannot name here (a joined
         # namespace); only root can traverse the state root (0700) to reach it by path.
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo's mode is filtered by the umask
+        faults.point("create:fifo")
         root_uid, root_gid = self._container_root_ids()
         if os.geteuid() == 0 and (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)  # the init opens it as the container's root
@@ -92,11 +105,15 @@ class Creator:
                 parent_sock.close()
                 process.stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
+            faults.point("create:fork")
             child_sock.close()
             # While stage 1 loads ctypes (~2 ms): one wait instead of two. A cgroup2 device
             # program travels with GO, for stage 1 to load (ctypes stays out of this process).
             device_program = self._make_cgroup()
+            faults.point("create:GO")
             parent_sock.send(process.GO + device_program)
+            if self.network is not None:
+                self.network.prepare()  # pyroute2's import, while the children work
             self._handshake(parent_sock)
         finally:
             parent_sock.close()
@@ -109,7 +126,37 @@ class Creator:
         start_time = proc_start_time(self.init_pid)
         if start_time is None:
             raise PyociError("container init exited during create")
+        if self.network is not None:
+            self.network.close()  # its sockets; abort() reopens them if it must undo
         return self.init_pid, start_time
+
+    def _plan_network(self) -> None:
+        """netDevices and bridge networking (pyoci.linux.network): checked, and the address
+        leased, before the fork. The default config pays a look at three fields, and no
+        import (the prefix is network.ANNOTATION_PREFIX)."""
+        spec = self.spec
+        if (
+            self.net is None
+            and not spec.linux.get("netDevices")
+            and not any(key.startswith("org.pyoci.net.") for key in spec.annotations)
+        ):
+            return
+        from pyoci.linux import network
+
+        root = os.path.dirname(self.state_dir)
+        self.network = network.plan_network(spec, self.net, root, self.container_id)
+
+    def network_state(self) -> dict | None:
+        """state.json "network": what `delete` releases (None without a bridge)."""
+        return self.network.record() if self.network is not None else None
+
+    def _attach_network(self, sock: socket.socket) -> None:
+        """At the init's HOOKS stop: move the devices in, connect the bridge."""
+        try:
+            self.network.attach(self.init_pid)
+        except BaseException:
+            sock.send(process.ERROR)  # the init exits; abort() undoes what was made
+            raise
 
     def _plan_cgroup(self) -> None:
         """Where the container's cgroup goes (root only: an unprivileged user has no cgroups
@@ -139,6 +186,7 @@ class Creator:
         except PyociError:
             self.cgroup = None  # create() removed what it made; abort() must not touch the rest
             raise
+        faults.point("create:cgroup")
         warn = self.log.warning if self.log is not None else (lambda msg: None)
         res = dict(spec.linux.get("resources") or {})
         # Always a device filter, as runc: deny all, the rules, the defaults and linux.devices
@@ -146,6 +194,7 @@ class Creator:
         res["devices"] = [*(res.get("devices") or []), *self.device_rules]
         deferred: list[bytes] = []
         resources.apply(manager, res, warn, defer_bpf=deferred)
+        faults.point("create:cgroup-limits")
         return deferred[0] if deferred else b""
 
     def _container_root_ids(self) -> tuple[int, int]:
@@ -183,6 +232,7 @@ class Creator:
         except PyociError:
             sock.send(process.ERROR)
             raise
+        faults.point("create:HOOKS_DONE")
         sock.send(process.HOOKS_DONE + b" " + jsonfast.dumps(state).encode())
 
     def _handshake(self, sock: socket.socket) -> None:
@@ -193,11 +243,14 @@ class Creator:
                 return
             if hooks_pending and self.init_pid:
                 hooks_pending = False
+                if self.network is not None:
+                    self._attach_network(sock)
                 self._run_create_hooks(sock)
             message = sock.recv(65536)
             if not message:
                 raise PyociError("container init exited during create without reporting an error")
             if message == process.USERNS_READY:
+                faults.point("create:USERNS_READY")
                 spec = self.spec
                 namespaces.write_id_maps(
                     self.stage1_pid,
@@ -205,19 +258,24 @@ class Creator:
                     spec.gid_mappings,
                     deny_setgroups=os.geteuid() != 0,
                 )
+                faults.point("create:MAPPED")
                 sock.send(process.MAPPED)
             elif message.startswith(process.PID + b" "):
                 self.init_pid = int(message.split()[1])
+                faults.point("create:PID")
                 self._reap_stage1()
             elif message == process.HOOKS:
                 hooks_pending = True  # run once the init's pid is known (C1 may lag)
+                faults.point("create:HOOKS")
             elif message == process.READY:
                 # Stage 1's PID message and the init's READY travel on one socket from two
                 # processes: READY can come first. Keep reading until the pid is known.
                 ready = True
+                faults.point("create:READY")
                 if self.init_pid:
                     return
             elif message.startswith(process.ERROR):
+                faults.point("create:ERROR")
                 process.raise_child_error(message)
             else:
                 raise PyociError(f"unexpected message from the container init: {message[:40]!r}")
@@ -235,6 +293,14 @@ class Creator:
         without one, are detached here."""
         from pyoci.container import wait_exit
 
+        if self.network is not None:
+            # First, while the container's network namespace still exists: devices moved in
+            # go back to the runtime's; the veth and the lease go.
+            try:
+                self.network.undo(self.log)
+            except Exception:  # noqa: BLE001  (the create's own error is the one to show)
+                pass
+            self.network = None
         for pid in (self.init_pid, self.stage1_pid):
             if pid:
                 try:

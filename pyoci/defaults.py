@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import OCI_VERSION
 from pyoci.errors import PyociError
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -12,7 +13,7 @@ _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 def default_spec(rootless: bool = False) -> dict:
     """runc's default: sh on a terminal, a few capabilities, the usual /proc, /dev, /sys."""
     config: dict = {
-        "ociVersion": "1.2.0",
+        "ociVersion": OCI_VERSION,
         "process": {
             "terminal": True,
             "user": {"uid": 0, "gid": 0},

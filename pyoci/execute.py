@@ -15,7 +15,7 @@ from __future__ import annotations
 import _socket as socket
 import os
 
-from pyoci import jsonfast, process
+from pyoci import faults, jsonfast, process
 from pyoci.errors import PyociError
 from pyoci.linux import cgroupjoin
 from pyoci.spec import Process
@@ -63,6 +63,12 @@ def build_process(base: dict, args: list[str], opts: dict, process_file: str | N
         raw["capabilities"] = caps
     if opts.get("no_new_privs"):
         raw["noNewPrivileges"] = True
+    # As runc: the flags set the process's labels, which Process (pyoci.rules) then refuses
+    # where this host cannot apply them, as it refuses them in config.json.
+    if opts.get("apparmor"):
+        raw["apparmorProfile"] = opts["apparmor"]
+    if opts.get("process_label"):
+        raw["selinuxLabel"] = opts["process_label"]
     try:
         return Process(raw, "process")
     except PyociError as err:
@@ -114,9 +120,15 @@ class ExecPlan:
         console_fd: int = -1,
         seccomp: dict | None = None,
         state_root: str | None = None,
+        memory_policy: dict | None = None,
     ) -> None:
+        from pyoci.linux import affinity, exechelper, mempolicy
         from pyoci.linux import caps as capslib
-        from pyoci.linux import exechelper
+
+        # The container's linux.memoryPolicy (set again: this process is no child of the init)
+        # and the process's execCPUAffinity (config.md: for exec'd processes, not the init).
+        self.memory_policy = mempolicy.plan_memory_policy(memory_policy)
+        self.cpu_affinity = affinity.plan_exec_cpu_affinity(proc.raw.get("execCPUAffinity"))
 
         self.console_fd = console_fd
         self.seccomp_program: tuple[int, int] | None = None
@@ -199,6 +211,7 @@ def _stage1(plan: ExecPlan, sock) -> None:
     code = 1
     try:
         sc.set_process_name("pyoci:[1:EXEC]")
+        faults.point("exec:stage1")
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)
         # Before entering anything of the container's: no /proc/PID access to us from inside
         # (kept by stage 2 until its execve), and none of the caller's fds but stdio and the
@@ -227,9 +240,11 @@ def _stage1(plan: ExecPlan, sock) -> None:
             os.fchdir(plan.root_fd)
             os.chroot(".")
         plan.close_namespaces()
+        faults.point("exec:namespaces")
         pid = os.fork()
         if pid == 0:
             _stage2(plan, sock)
+        faults.point("exec:PID")
         sock.send(process.PID + b" %d" % pid)
         code = 0
     except BaseException as err:  # noqa: BLE001
@@ -248,6 +263,12 @@ def _stage2(plan: ExecPlan, sock) -> None:
             proc.user.uid, proc.user.gid = uid, gid
             proc.user.additional_gids = proc.user.additional_gids or groups
         os.setsid()  # as the init: the caller's process group is outside the container
+        # In the container's cgroups now, before any seccomp filter (either may be denied).
+        from pyoci.linux import affinity, mempolicy  # loaded by ExecPlan
+
+        mempolicy.apply_memory_policy(plan.memory_policy)
+        affinity.apply_final_affinity(plan.cpu_affinity)
+        faults.point("exec:stage2")
         if "HOME" not in plan.env:
             plan.env["HOME"] = process.home_of(proc.user.uid)
         if proc.terminal:
@@ -269,6 +290,7 @@ def _stage2(plan: ExecPlan, sock) -> None:
         )
         sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
         # Never from Python straight into a container file (pyoci.linux.exechelper).
+        faults.point("exec:execve")
         exechelper.exec_through(
             plan.helper_fd, exec_path, proc.args, plan.env, seccomp=plan.seccomp_program
         )
@@ -285,10 +307,17 @@ def spawn(plan: ExecPlan) -> int:
     # born in its cgroup2 directory, then the child joins the v1 hierarchies itself.
     v1_dirs, v2_dir = plan.cgroup_dirs
     v2_fd = None
+    from pyoci.linux import affinity  # loaded by ExecPlan
+
+    # execCPUAffinity.initial: where this process runs while it forks the child into the
+    # container's cgroups (the child inherits it); this process gets its own mask back after.
+    own_cpus = None
     try:
+        own_cpus = affinity.apply_initial_affinity(plan.cpu_affinity)
         v2_fd = cgroupjoin.open_dir(v2_dir, "exec")
         stage1, in_v2 = cgroupjoin.fork_into(v2_fd, "exec", v2_dir or "")
     except BaseException:
+        affinity.restore_affinity(own_cpus)
         for fd in (parent_sock, child_sock):
             fd.close()
         if v2_fd is not None:
@@ -299,20 +328,24 @@ def spawn(plan: ExecPlan) -> int:
         parent_sock.close()
         plan.cgroup_join = (v1_dirs, v2_fd, not in_v2, v2_dir or "")
         _stage1(plan, child_sock)
+    affinity.restore_affinity(own_cpus)
     if v2_fd is not None:
         os.close(v2_fd)
     child_sock.close()
     plan.close()
     try:
+        faults.point("exec:fork")
         while True:
             message = parent_sock.recv(65536)
             if not message:
                 break  # every copy of the child end is closed: execve succeeded
             if message.startswith(process.PID + b" "):
                 pid = int(message.split()[1])
+                faults.point("exec:PID-received")
                 os.waitpid(stage1, 0)
                 stage1 = 0
             elif message.startswith(process.ERROR):
+                faults.point("exec:ERROR")
                 process.raise_child_error(message)
     except BaseException:
         for p in (pid, stage1):

@@ -9,7 +9,8 @@ and checks each). At the named step:
   error;
 - `kill` writes `pyoci: injected fault: SIGKILL at <step>` on stderr (the evidence the tests
   look for) and SIGKILLs the process; a pid namespace's init, which cannot SIGKILL itself,
-  ends with `_exit(137)` instead: to its parent the two look the same.
+  ends with `_exit(137)` instead: to its parent the two look the same;
+- `sleep` waits half a second there, then goes on (a window for the race tests).
 
 The variable is read once per process, on the first `point()` (forked children inherit the
 answer), and without it a `point()` is one comparison: no import, no system call.
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import os
 
+from pyoci.errors import PyociError  # loaded by every command already
+
 ENV = "PYOCI_FAULT"
-_ACTIONS = ("fail", "kill")
-# (step, action) once read; ("", "") when the variable is unset.
+_ACTIONS = ("fail", "kill", "sleep")
+# (step, action) once read; ("", "fail") when the variable is unset (no step is "").
 _target: tuple[str, str] | None = None
 
 
@@ -47,6 +50,9 @@ def point(name: str) -> None:
             pass
         os.kill(os.getpid(), 9)
         os._exit(137)  # the init of a pid namespace: SIGKILL from inside it is ignored
-    from pyoci.errors import PyociError
+    if target[1] == "sleep":
+        import time
 
+        time.sleep(0.5)
+        return
     raise PyociError(f"injected fault at {name}")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 
+from pyoci import OCI_VERSION
+
 
 def features() -> dict:
-    from pyoci.linux import cgroups, mounts
+    from pyoci import rules
+    from pyoci.linux import cgroups, mounts, network
     from pyoci.spec import CAPABILITIES, HOOK_NAMES, NAMESPACE_TYPES
 
     layout = cgroups.layout()
@@ -24,7 +27,7 @@ def features() -> dict:
     )
     out = {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
+        "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_NAMES),
         "mountOptions": options,
         "linux": {
@@ -38,14 +41,19 @@ def features() -> dict:
                 "rdma": False,
             },
             "seccomp": _seccomp(),
+            # Whether pyoci applies them, not whether the host has them (features-linux.md):
+            # a profile or label in config.json is refused (pyoci.rules).
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
-            "intelRdt": {"enabled": False},
+            "memoryPolicy": {"modes": list(rules.MPOL_MODES), "flags": list(rules.MPOL_FLAGS)},
+            "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
             "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},  # pyoci.linux.network
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "org.pyoci.init": "true: run pyoci's minimal init as PID 1",
+            **network.ANNOTATION_HELP,
         },
     }
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import faults
 from pyoci.errors import PyociError
 
 # config.md: the state's status as each hook sees it.
@@ -31,6 +32,7 @@ def run_hook(
     pyoci-exec, never straight from the host's interpreter (pyoci.linux.exechelper)."""
     import select
 
+    faults.point(f"hook:{name}:{index}")
     field = f"hooks.{name}[{index}]"
     path = hook["path"]
     args = hook.get("args") or [path]

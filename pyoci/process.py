@@ -185,6 +185,13 @@ class InitPlan:
             self.personality = sched.plan_personality(personality)
             self.io_priority = sched.plan_io_priority(raw_process.get("ioPriority"))
             self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
+        # linux.memoryPolicy: checked and packed now (pure Python), set by the init with one
+        # syscall (pyoci.linux.mempolicy).
+        self.memory_policy = None
+        if spec.linux.get("memoryPolicy") is not None:
+            from pyoci.linux import mempolicy
+
+            self.memory_policy = mempolicy.plan_memory_policy(spec.linux["memoryPolicy"])
         if process and process.rlimits:
             import resource  # noqa: F401  (loaded now, used after the fork)
         # Who waits on exec.fifo: pyoci-exec (the common case: a small sealed program, no
@@ -464,6 +471,7 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
 
         console.setup_terminal(plan.console_fd, spec.process.console_size)
         plan.console_fd = -1  # closed by setup_terminal once the pty master is sent
+        _bind_console()
     if spec.hostname:
         _sethostname(spec.hostname)
     if spec.domainname:
@@ -483,6 +491,12 @@ def setup_container(plan: InitPlan, sock: socket.socket) -> str | None:
         from pyoci.linux import sched  # loaded by InitPlan
 
         sched.set_personality(plan.personality)
+    if plan.memory_policy is not None:
+        # Before any seccomp filter (docker's profile denies set_mempolicy); kept across the
+        # execve and inherited by every process the container's program starts.
+        from pyoci.linux import mempolicy  # loaded by InitPlan
+
+        mempolicy.apply_memory_policy(plan.memory_policy)
     exec_path = None
     process = spec.process
     if process is not None:
@@ -659,6 +673,25 @@ def chdir_in_root(cwd: str) -> None:
         os.close(root_fd)
     if not where.startswith("/"):
         raise PyociError(f"process.cwd: {cwd}: outside the container's root", 2)
+
+
+def _bind_console() -> None:
+    """config-linux.md, Default Devices: "/dev/console is set up if terminal is enabled in
+    the config by bind mounting the pseudoterminal pty to /dev/console" (our stdio by now)."""
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pty = os.ttyname(0)
+        fd = make_in_root(root_fd, "/dev/console", is_file=True)
+        try:
+            sc.mount(pty, f"/proc/self/fd/{fd}", None, sc.MS_BIND, None)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise PyociError(
+            f"process.terminal: /dev/console: {err.strerror.lower()}", err.errno
+        ) from None
+    finally:
+        os.close(root_fd)
 
 
 def home_of(uid: int) -> str:

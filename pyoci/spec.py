@@ -316,6 +316,15 @@ class Process:
             seen[r.type] = i
         self.no_new_privileges = _bool(raw, "noNewPrivileges", f"{path}.noNewPrivileges")
         self.oom_score_adj = _int(raw, "oomScoreAdj", f"{path}.oomScoreAdj", None, -1000, 1000)
+        affinity = _obj(raw, "execCPUAffinity", f"{path}.execCPUAffinity")
+        for key in ("initial", "final"):
+            _str(affinity, key, f"{path}.execCPUAffinity.{key}")
+        _str(raw, "apparmorProfile", f"{path}.apparmorProfile")
+        _str(raw, "selinuxLabel", f"{path}.selinuxLabel")
+        # execCPUAffinity's lists, and labels this host cannot apply (pyoci.rules): also for
+        # `exec --process FILE`, which builds a Process and no Spec.
+        for problem_path, reason in rules.process_problems(raw, (path,)):
+            raise PyociError(f"{rules.dotted(problem_path)}: {reason}")
 
     def env_dict(self) -> dict[str, str]:
         """process.env as execve wants it; a later duplicate wins, as in a shell."""
@@ -338,7 +347,9 @@ class Mount:
         destination = _str(raw, "destination", f"{path}.destination")
         if destination is None:
             raise PyociError(f"{path}.destination: is required")
-        self.destination = _absolute(destination, f"{path}.destination")
+        # config.md (1.2+): a relative destination "MUST be interpreted as relative to "/""
+        # (deprecated, still valid).
+        self.destination = destination if destination.startswith("/") else "/" + destination
         self.type = _str(raw, "type", f"{path}.type", "")
         self.source = _str(raw, "source", f"{path}.source", "")
         self.options = _strings(raw, "options", f"{path}.options")
@@ -378,7 +389,10 @@ class Device:
         self.minor = _int(raw, "minor", f"{path}.minor", None, 0, 2**32 - 1)
         if self.type != "p" and (self.major is None or self.minor is None):
             raise PyociError(f"{path}: major and minor are required for type {self.type!r}")
-        self.file_mode = _int(raw, "fileMode", f"{path}.fileMode", None, 0, 0o7777)
+        # podman writes the whole st_mode (0o20600: S_IFCHR|0600); as runc, the permission
+        # bits are what count (the type is `type`).
+        file_mode = _int(raw, "fileMode", f"{path}.fileMode", None, 0, 0o177777)
+        self.file_mode = None if file_mode is None else file_mode & 0o7777
         self.uid = _int(raw, "uid", f"{path}.uid")
         self.gid = _int(raw, "gid", f"{path}.gid")
 
@@ -475,6 +489,11 @@ class Spec:
             _expect(value, str, f"linux.sysctl.{key}", "a string")
         self.time_offsets: dict[str, dict] = _obj(linux, "timeOffsets", "linux.timeOffsets")
         self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
+        policy = _obj(linux, "memoryPolicy", "linux.memoryPolicy")
+        _str(policy, "mode", "linux.memoryPolicy.mode")
+        _str(policy, "nodes", "linux.memoryPolicy.nodes")
+        _strings(policy, "flags", "linux.memoryPolicy.flags")
+        _str(linux, "mountLabel", "linux.mountLabel")
         # The cross-field rules `pyoci validate` applies too (one definition: pyoci.rules).
         for path, reason in rules.problems(raw):
             raise PyociError(f"{rules.dotted(path)}: {reason}")
@@ -491,30 +510,59 @@ class Spec:
         return ns is not None and ns.path is None
 
 
+def read_config(path: str, bundle: str) -> bytes:
+    """config.json's bytes: non-blocking and a regular file only (a fifo or a device there
+    must not hang us), bounded in size. Shared by `create` and `validate`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if (st.st_mode & 0o170000) != 0o100000:
+                raise PyociError(f"config.json: {path} is not a regular file")
+            if st.st_size > MAX_CONFIG_SIZE:
+                raise PyociError(
+                    f"config.json: {path} is {st.st_size} bytes (at most {MAX_CONFIG_SIZE})"
+                )
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise PyociError(f"config.json: no such file in bundle {bundle}") from None
+    except OSError as err:
+        raise PyociError(f"config.json: cannot read {path}: {err.strerror}") from None
+    return data
+
+
+# runc reads any size; 64 MiB is far beyond any real config and keeps a hostile one bounded.
+MAX_CONFIG_SIZE = 64 << 20
+
+
 def load(bundle: str) -> Spec:
     """Read and check `<bundle>/config.json`; malformed JSON names line and column."""
     from pyoci import jsonfast
 
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise PyociError(f"config.json: no such file in bundle {bundle}") from None
-    except OSError as err:
-        raise PyociError(f"config.json: cannot read {path}: {err.strerror}") from None
+    data = read_config(path, bundle)
     try:
         raw = jsonfast.loads(data)
     except UnicodeDecodeError as err:
         raise PyociError(f"config.json: not UTF-8 ({err.reason})") from None
+    except RecursionError:
+        raise PyociError("config.json: nested too deeply") from None
     except ValueError as err:  # json.JSONDecodeError, from the C scanner
         line, column = getattr(err, "lineno", 0), getattr(err, "colno", 0)
         reason = getattr(err, "msg", str(err))
         raise PyociError(
             f"config.json: invalid JSON at line {line} column {column}: {reason}"
         ) from None
-    spec = Spec(raw, bundle)
+    try:
+        spec = Spec(raw, bundle)
+    except RecursionError:
+        raise PyociError("config.json: nested too deeply") from None
     if not os.path.isdir(spec.root_path):
         raise PyociError(f"root.path: {spec.root_path} is not a directory")
     return spec

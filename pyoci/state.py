@@ -11,14 +11,13 @@ from __future__ import annotations
 import fcntl
 import os
 
-from pyoci import jsonfast
+from pyoci import OCI_VERSION, faults, jsonfast
 from pyoci.errors import PyociError, does_not_exist
 
 DEFAULT_ROOT = "/run/pyoci"
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 FIFO_FILE = "exec.fifo"
-OCI_VERSION = "1.2.0"
 
 # runc's rule: letters, digits and `_+-.`, not starting with a dot (so never `.` or `..`).
 # A set, not a regex: `re` costs milliseconds to import on every command.
@@ -113,9 +112,10 @@ class ContainerState:
         return os.path.join(self.dir, FIFO_FILE)
 
     def init_alive(self) -> bool:
-        """The init process is ours: alive and with the start time we recorded."""
-        pid = self.data.get("pid") or 0
-        return pid > 0 and proc_start_time(pid) == self.data.get("pidStartTime")
+        """The init process is ours: alive and with the start time we recorded (none
+        recorded proves nothing: a dead pid's start time is None too)."""
+        pid, recorded = self.data.get("pid") or 0, self.data.get("pidStartTime")
+        return pid > 0 and recorded is not None and proc_start_time(pid) == recorded
 
     def status(self) -> str:
         """Derived in one fixed order: gone → stopped; fifo → created; frozen → paused; running."""
@@ -142,7 +142,7 @@ class ContainerState:
         """The state as `pyoci state` prints it: runtime-spec fields plus runc's extras."""
         status = self.status()
         out = {
-            "ociVersion": self.data.get("ociVersion", OCI_VERSION),
+            "ociVersion": OCI_VERSION,  # the runtime's spec version, not the bundle's (as runc)
             "id": self.id,
             "pid": self.pid if status != "stopped" else 0,
             "status": status,
@@ -163,6 +163,7 @@ class ContainerState:
             os.write(fd, jsonfast.dumps(self.data).encode())
         finally:
             os.close(fd)
+        faults.point("state:before-rename")
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
 
 
@@ -177,7 +178,28 @@ def load(root: str, container_id: str) -> ContainerState:
         raise does_not_exist(container_id) from None
     except ValueError as err:
         raise PyociError(f'container "{container_id}": corrupt state file {path}: {err}') from None
+    problem = _shape_problem(data, container_id)
+    if problem:
+        raise PyociError(f'container "{container_id}": corrupt state file {path}: {problem}')
     return ContainerState(root, data)
+
+
+# What every command reads from state.json: a document without it (not pyoci's doing: its
+# writes are atomic; a hand edit, a disk fault) is corrupt, said in one line, not a KeyError.
+_REQUIRED = (("pid", int), ("bundle", str), ("rootfs", str), ("created", str))
+
+
+def _shape_problem(data: object, container_id: str) -> str | None:
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("id") != container_id:  # else `delete` would remove another container's dir
+        return f"its id is {data.get('id')!r}"
+    for key, kind in _REQUIRED:
+        if not isinstance(data.get(key), kind) or data[key] is True or data[key] is False:
+            return f"{key} missing or not {kind.__name__}"
+    if not isinstance(data.get("pidStartTime", 0), int | None):
+        return "pidStartTime not int"
+    return None
 
 
 def list_ids(root: str) -> list[str]:
@@ -193,10 +215,20 @@ class Lock:
     """Exclusive flock of `<dir>/lock`: every mutating command holds it."""
 
     def __init__(self, state_dir: str) -> None:
-        self.fd = os.open(
-            os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-        )
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        path = os.path.join(state_dir, LOCK_FILE)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            # While we waited, the holder may have deleted the container (its lock file with
+            # it) and a create may have made a new one of the same id: a lock on the old,
+            # unlinked file guards nothing. FileNotFoundError: `lock_existing` says it is gone.
+            held = os.fstat(self.fd)
+            now = os.stat(path)  # FileNotFoundError too
+            if (now.st_ino, now.st_dev) != (held.st_ino, held.st_dev):
+                raise FileNotFoundError(2, "the container was deleted meanwhile", path)
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -207,7 +239,13 @@ class Lock:
 def lock_existing(root: str, container_id: str) -> Lock:
     """Lock the state dir of an existing container."""
     check_id(container_id)
+    state_dir = os.path.join(root, container_id)
     try:
-        return Lock(os.path.join(root, container_id))
+        lock = Lock(state_dir)
     except FileNotFoundError:
         raise does_not_exist(container_id) from None
+    if not os.path.exists(os.path.join(state_dir, STATE_FILE)):
+        # Deleted meanwhile, its directory made again by a create still running.
+        lock.release()
+        raise does_not_exist(container_id)
+    return lock

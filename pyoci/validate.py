@@ -29,6 +29,7 @@ from typing import Any
 
 from pyoci import rules
 from pyoci import spec as _spec
+from pyoci.errors import PyociError
 
 __all__ = ["validate_bundle", "validate_config", "SPECS_DIR"]
 
@@ -79,7 +80,10 @@ def validate_bundle(bundle: str | os.PathLike[str]) -> list[str]:
 
     import jsonschema  # here, not at the top: the runtime's hot commands must never pay for it
 
-    schema_problems = list(_schema_problems(config, jsonschema))
+    try:
+        schema_problems = list(_schema_problems(config, jsonschema))
+    except RecursionError:
+        return ["config.json: nested too deeply"]
     reported = {path for path, _ in schema_problems}
     rule_problems = _rule_problems(config, bundle) if isinstance(config, dict) else []
     problems = schema_problems + [p for p in rule_problems if p[0] not in reported]
@@ -101,13 +105,13 @@ def validate_config(config: dict, bundle: Path) -> list[str]:
 def _load_config(bundle: Path) -> tuple[Any, str | None]:
     """Parse bundle/config.json; on failure return the one problem that explains why."""
     try:
-        data = (bundle / "config.json").read_bytes()
-    except FileNotFoundError:
-        return None, f"config.json: no such file in {bundle}"
-    except OSError as err:
-        return None, f"config.json: cannot read: {err.strerror}"
+        data = _spec.read_config(str(bundle / "config.json"), str(bundle))
+    except PyociError as err:
+        return None, err.msg
     try:
         return json.loads(data), None
+    except RecursionError:
+        return None, "config.json: nested too deeply"
     except json.JSONDecodeError as err:
         return None, f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
     except UnicodeDecodeError as err:
@@ -313,16 +317,11 @@ def _check_capabilities(config: dict, ctx: _Context) -> Iterator[Problem]:
 
 
 def _check_mounts(config: dict, ctx: _Context) -> Iterator[Problem]:
-    """Destinations absolute; idmapped mounts need both mappings, or a user namespace.
-
-    Spec 1.2 still tolerates a relative destination on Linux (read from "/") but deprecates
-    it; the linter reports it so bundles get fixed.
-    """
+    """Idmapped mounts need both mappings, or a user namespace. (A relative destination is
+    valid: config.md says it MUST be read relative to "/", deprecated; `create` does so.)"""
     for index, mount in enumerate(_arr(config.get("mounts"))):
         mount = _obj(mount)
         path = ("mounts", index)
-        if _relative(mount.get("destination")):
-            yield path + ("destination",), "must be an absolute path"
         # config.md: uidMappings "MUST be specified along with gidMappings", and vice versa.
         for given, missing in (("uidMappings", "gidMappings"), ("gidMappings", "uidMappings")):
             if given in mount and missing not in mount:
@@ -446,6 +445,21 @@ def _check_hostname(config: dict, ctx: _Context) -> Iterator[Problem]:
     yield from rules.hostname_problems(config)
 
 
+def _check_memory_policy(config: dict, ctx: _Context) -> Iterator[Problem]:
+    """pyoci.rules: the mode's nodes (none, some, or either), known flags that go together."""
+    yield from rules.memory_policy_problems(config)
+
+
+def _check_process_rules(config: dict, ctx: _Context) -> Iterator[Problem]:
+    """pyoci.rules: execCPUAffinity lists; AppArmor/SELinux labels this host cannot apply."""
+    yield from rules.config_process_problems(config)
+
+
+def _check_mount_label(config: dict, ctx: _Context) -> Iterator[Problem]:
+    """pyoci.rules: linux.mountLabel needs SELinux (and pyoci does not apply it)."""
+    yield from rules.mount_label_problems(config)
+
+
 def _check_path_lists(config: dict, ctx: _Context) -> Iterator[Problem]:
     """maskedPaths and readonlyPaths MUST be absolute paths in the container."""
     for field in ("maskedPaths", "readonlyPaths"):
@@ -532,4 +546,7 @@ _RULES = (
     _check_rootfs_propagation,
     _check_seccomp,
     _check_resources,
+    _check_memory_policy,
+    _check_process_rules,
+    _check_mount_label,
 )

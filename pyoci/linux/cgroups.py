@@ -25,6 +25,8 @@ import os
 from pyoci.errors import PyociError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# The parent of every container placed by default (/pyoci/<id>): pyoci's own directory.
+DEFAULT_PARENT = "pyoci"
 _NOT_CONTROLLERS = ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode")
 
 
@@ -42,25 +44,37 @@ def mounts() -> tuple[dict[str, str], str | None]:
     global _MOUNTS
     if _MOUNTS is None:
         _MOUNTS = _readmounts()
+        points = [*_MOUNTS[0].values(), _MOUNTS[1] or ""]
+        if not any(p == CGROUP_ROOT or p.startswith(CGROUP_ROOT + "/") for p in points):
+            # `ip netns exec` hides /sys/fs/cgroup (pyoci.linux.cgroupview): see it again.
+            from pyoci.linux import cgroupview
+
+            if cgroupview.restore():
+                _MOUNTS = _readmounts()
     return _MOUNTS
 
 
 def _readmounts() -> tuple[dict[str, str], str | None]:
-    v1: dict[str, str] = {}
-    v2 = None
+    found: list[tuple[str, str, str]] = []  # (mount point, fstype, super options)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fields, rest = left.split(), right.split()
-            if len(rest) < 3:
-                continue
-            if rest[0] == "cgroup2" and v2 is None:
-                v2 = fields[4]
-            elif rest[0] == "cgroup":
-                for opt in rest[2].split(","):
-                    if opt in _NOT_CONTROLLERS or "=" in opt and not opt.startswith("name="):
-                        continue
-                    v1.setdefault(opt, fields[4])
+            if len(rest) >= 3 and rest[0] in ("cgroup", "cgroup2"):
+                found.append((fields[4], rest[0], rest[2]))
+    # The hierarchies under /sys/fs/cgroup when there are any: a cgroup mount elsewhere may be
+    # a container's (its /sys/fs/cgroup below its rootfs, mounted before it), not the host's.
+    under = [m for m in found if m[0] == CGROUP_ROOT or m[0].startswith(CGROUP_ROOT + "/")]
+    v1: dict[str, str] = {}
+    v2 = None
+    for point, fstype, options in under or found:
+        if fstype == "cgroup2" and v2 is None:
+            v2 = point
+        elif fstype == "cgroup":
+            for opt in options.split(","):
+                if opt in _NOT_CONTROLLERS or "=" in opt and not opt.startswith("name="):
+                    continue
+                v1.setdefault(opt, point)
     return v1, v2
 
 
@@ -134,6 +148,9 @@ def expand_systemd_path(value: str, container_id: str) -> str:
     if not slice_name.endswith(".slice") or "/" in slice_name:
         raise PyociError(f"linux.cgroupsPath: {slice_name!r} is not a systemd slice name")
     stem = slice_name[: -len(".slice")]
+    if stem != "-" and (not stem or "" in stem.split("-")):
+        # systemd (and runc's ExpandSlice) refuse empty parts: `a--b`, `-a`, `a-`, `.slice`
+        raise PyociError(f"linux.cgroupsPath: {slice_name!r} is not a systemd slice name")
     dirs, acc = [], []
     for piece in stem.split("-") if stem != "-" else []:
         acc.append(piece)
@@ -197,6 +214,33 @@ def _rmdir_tree(directory: str) -> None:
             raise PyociError(f"removing cgroup {top}: {reason}", err.errno) from None
 
 
+def parse_sub_cgroups(values: list[str]) -> dict[str, str]:
+    """runc's `exec --cgroup` values → {controller: path}, '' for "every hierarchy": one
+    plain `PATH`, or any number of `CONTROLLER[,CONTROLLER...]:PATH`."""
+    out: dict[str, str] = {}
+    for value in values:
+        parts = value.split(":")
+        if len(parts) > 2:
+            raise PyociError(f"--cgroup: {value!r}: expected [CONTROLLER[,CONTROLLER...]:]PATH")
+        if len(parts) == 1:
+            if len(values) != 1:
+                raise PyociError(f"--cgroup: {value!r}: needs a CONTROLLER: prefix beside others")
+            out[""] = value
+            continue
+        for controller in parts[0].split(","):
+            if not controller:
+                raise PyociError(f"--cgroup: {value!r}: empty controller name")
+            if controller in out:
+                raise PyociError(f"--cgroup: controller {controller!r} given more than once")
+            out[controller] = parts[1]
+    for value in out.values():
+        if ".." in value.split("/") or not value.strip("/"):
+            raise PyociError(
+                f"--cgroup: {value!r}: must name a cgroup below the container's (no '..')"
+            )
+    return out
+
+
 class Manager:
     """The container's cgroup: one directory per hierarchy."""
 
@@ -213,6 +257,13 @@ class Manager:
         # Every directory pyoci created for this container, outermost first: the only ones
         # it may remove (`destroy`).
         self.made: list[str] = made if made is not None else []
+        # Between `create` and the init's birth: writes that would stop it being born (a pids
+        # limit below what stage 1 and the init need) wait in `deferred` as (field, directory,
+        # file, value), for resources.apply_deferred.
+        self.creating = False
+        self.deferred: list[tuple[str, str, str, object]] = []
+        # Ancestors whose realtime budget pyoci raised for this container (resources.py).
+        self.rt_raised: list[str] = []
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -224,7 +275,7 @@ class Manager:
         elif systemd:
             rel = {"*": expand_systemd_path(f"system.slice:pyoci:{container_id}", container_id)}
         elif not cgroups_path:
-            rel = {"*": f"/pyoci/{container_id}"}
+            rel = {"*": f"/{DEFAULT_PARENT}/{container_id}"}
         elif cgroups_path.startswith("/"):
             rel = {"*": cgroups_path}
         else:
@@ -248,13 +299,19 @@ class Manager:
         raw = data.get("cgroup")
         if not raw:
             return None
+        if not os.path.ismount(CGROUP_ROOT):
+            mounts()  # hidden by `ip netns exec`: seen again (pyoci.linux.cgroupview)
         manager = cls(raw["dirs"], raw.get("v2"), raw.get("path", ""), raw.get("made"))
+        manager.rt_raised = raw.get("rtRaised") or []
         if "made" not in raw:  # a state written before pyoci recorded it: the old rule
             manager.made = manager.all_dirs()
         return manager
 
     def to_state(self) -> dict:
-        return {"dirs": self.dirs, "v2": self.v2_dir, "path": self.rel_path, "made": self.made}
+        out = {"dirs": self.dirs, "v2": self.v2_dir, "path": self.rel_path, "made": self.made}
+        if self.rt_raised:
+            out["rtRaised"] = self.rt_raised
+        return out
 
     def paths_by_key(self) -> dict[str, str]:
         """{controllers key as in /proc/self/cgroup: path inside the hierarchy}, for the
@@ -303,6 +360,26 @@ class Manager:
                 f"linux.cgroupsPath: creating {err.filename}: {err.strerror.lower()}", err.errno
             ) from None
         self.made = made
+        self.creating = True
+
+    def own_ancestors(self, directory: str) -> list[str]:
+        """The ancestors of `directory` (one of the container's) that are pyoci's to adjust,
+        innermost first, up to the first that is not: those this container's create made, and
+        pyoci's default parent (`/pyoci` at a hierarchy's root, made by some earlier create).
+        An ancestor someone else made (a caller's cgroup, a slice) and all above it are not."""
+        v1, v2 = mounts()
+        tops = [m for m in {*v1.values(), v2} if m and directory.startswith(m.rstrip("/") + "/")]
+        if not tops:
+            return []
+        top = max(tops, key=len).rstrip("/")
+        out = []
+        current = os.path.dirname(directory)
+        while current.startswith(top + "/"):
+            if current not in self.made and current != f"{top}/{DEFAULT_PARENT}":
+                break
+            out.append(current)
+            current = os.path.dirname(current)
+        return out
 
     def _refuse_unfit(self, directories: list[str]) -> None:
         """The runtime spec lets a runtime check that the cgroup is fit for the container, and
@@ -359,6 +436,38 @@ class Manager:
             if not os.path.isdir(current):
                 _mkdir(current, made)
 
+    def sub_cgroup_dirs(self, wanted: dict[str, str]) -> tuple[list[str], str | None]:
+        """(v1 directories, cgroup2 directory) for a process exec'd into existing sub-cgroups
+        of the container's (`parse_sub_cgroups`): PATH below its directory in every hierarchy
+        for '', else below the named controllers' (on cgroup2 only the plain form: it has
+        one directory), the container's own directory elsewhere."""
+        unknown = [c for c in wanted if c and c not in self.dirs]
+        if unknown:
+            known = ", ".join(sorted(self.dirs)) or "none: cgroup v2 takes a plain PATH"
+            raise PyociError(
+                f"--cgroup: unknown controller {unknown[0]!r} (v1 controllers: {known})"
+            )
+        by_dir: dict[str, str] = {}
+        for controller, directory in self.dirs.items():
+            sub = wanted.get("", wanted.get(controller))
+            if sub is None:
+                by_dir.setdefault(directory, directory)
+                continue
+            target = os.path.normpath(os.path.join(directory, sub.strip("/")))
+            if by_dir.get(directory, directory) not in (directory, target):
+                raise PyociError(
+                    f"--cgroup: {controller!r} shares its hierarchy with another controller "
+                    "given a different path"
+                )
+            by_dir[directory] = target
+        v2 = self.v2_dir
+        if v2 and "" in wanted:
+            v2 = os.path.normpath(os.path.join(v2, wanted[""].strip("/")))
+        for target in [*by_dir.values(), *([v2] if v2 else [])]:
+            if not os.path.isdir(target):
+                raise PyociError(f"--cgroup: {target}: no such cgroup (make it first)")
+        return sorted(set(by_dir.values())), v2
+
     def v1_dirs(self) -> list[str]:
         return sorted(set(self.dirs.values()))
 
@@ -411,6 +520,11 @@ class Manager:
         A directory it found existing (an empty cgroup it reused, a parent) belongs to
         whoever made it and stays. What is already gone is fine."""
         own = self.all_dirs()
+        if self.rt_raised:
+            from pyoci.linux.resources import release_rt_budget
+
+            cpu = self.dirs.get("cpu")
+            release_rt_budget(self, [cpu] if cpu in self.made else [])
         for directory in own:
             if directory in self.made:
                 _rmdir_tree(directory)

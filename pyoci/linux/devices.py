@@ -91,9 +91,22 @@ def create_device(root_fd: int, op: DeviceOp, bind_from_host: bool) -> None:
     dir_fd = make_in_root(root_fd, parent)
     try:
         try:
-            os.unlink(name, dir_fd=dir_fd)
+            existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            pass
+            existing = None
+        if existing is not None and op.field.startswith("linux.devices"):
+            # config-linux.md, Devices: "If a file already exists at path that does not
+            # match the requested device, the runtime MUST generate an error."
+            kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[op.kind]
+            same = (existing.st_mode & 0o170000) == kind and (
+                op.kind == "p" or existing.st_rdev == os.makedev(op.major, op.minor)
+            )
+            if not same:
+                raise PyociError(
+                    f"{op.field}.path: {op.path} already exists and is not the requested device"
+                )
+        if existing is not None:
+            os.unlink(name, dir_fd=dir_fd)
         if not bind_from_host:
             try:
                 os.mknod(

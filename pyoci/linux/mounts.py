@@ -40,6 +40,8 @@ FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
     "nostrictatime": (True, sc.MS_STRICTATIME),
     "lazytime": (False, sc.MS_LAZYTIME),
     "nolazytime": (True, sc.MS_LAZYTIME),
+    "iversion": (False, sc.MS_I_VERSION),
+    "noiversion": (True, sc.MS_I_VERSION),
     "silent": (False, sc.MS_SILENT),
     "loud": (True, sc.MS_SILENT),
     "symfollow": (True, sc.MS_NOSYMFOLLOW),
@@ -287,10 +289,15 @@ def do_mount(root_fd: int, op: MountOp) -> None:
 
         mount_cgroupfs(root_fd, op)
         return
+    keep_mode = _covered_dir_mode(root_fd, op)
     target_fd = make_in_root(root_fd, op.destination, is_file=op.is_bind and op.is_file)
     try:
         target = fd_path(target_fd)
-        data = ",".join(_with_dir_mode(op, target_fd)) or None
+        data = ",".join(op.data) or None
+        if keep_mode is not None and op.flags & sc.MS_RDONLY:
+            # A read-only tmpfs cannot be chmod'ed once mounted: say the mode up front.
+            data = ",".join([f"mode={keep_mode:o}", *op.data])
+            keep_mode = None
         try:
             if op.tree_fd >= 0:
                 sc.move_mount(op.tree_fd, target_fd)
@@ -311,6 +318,8 @@ def do_mount(root_fd: int, op: MountOp) -> None:
             ) from None
     finally:
         os.close(target_fd)
+    if keep_mode is not None:
+        _chmod_mount_root(root_fd, op, keep_mode)
     apply_attributes(root_fd, op)
 
 
@@ -332,12 +341,32 @@ def clone_bind_sources(ops: list[MountOp]) -> None:
             ) from None
 
 
-def _with_dir_mode(op: MountOp, target_fd: int) -> list[str]:
-    """A tmpfs without `mode=` takes the mode of the directory it covers, as runc does (the
-    kernel's default would be 1777: a world-writable directory the image never had)."""
+def _covered_dir_mode(root_fd: int, op: MountOp) -> int | None:
+    """A tmpfs without `mode=` over a directory the image has takes that directory's mode, as
+    runc does (chmod after the mount; the kernel's default would be 1777, a world-writable
+    directory the image never had). None: nothing to do (a created mount point keeps the
+    filesystem's default, as with runc)."""
     if op.type != "tmpfs" or op.is_bind or any(d.startswith("mode=") for d in op.data):
-        return op.data
-    return [f"mode={os.fstat(target_fd).st_mode & 0o7777:o}", *op.data]
+        return None
+    try:
+        fd = open_in_root(root_fd, op.destination)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return st.st_mode & 0o7777 if (st.st_mode & 0o170000) == 0o040000 else None
+
+
+def _chmod_mount_root(root_fd: int, op: MountOp, mode: int) -> None:
+    fd = open_in_root(root_fd, op.destination)  # the new mount's root, not the covered dir
+    try:
+        os.chmod(fd_path(fd), mode)
+    except OSError as err:
+        raise PyociError(f"{op.path}: chmod {op.destination}: {err.strerror.lower()}") from None
+    finally:
+        os.close(fd)
 
 
 def apply_attributes(root_fd: int, op: MountOp) -> None:

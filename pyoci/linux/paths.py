@@ -47,39 +47,65 @@ def make_in_root(root_fd: int, path: str, is_file: bool = False, mode: int = 0o7
         return open_in_root(root_fd, path)
     except FileNotFoundError:
         pass
-    parts = _normalize(path.split("/"))
+    # Walk one name at a time as the kernel would: `done` is where we are, as the kernel
+    # resolved it (real names below the root), so `..` and relative link targets are taken
+    # from there, never from how the path was spelled.
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
     hops = 0
-    i = 0
-    while i < len(parts):
-        try:
-            os.close(open_in_root(root_fd, "/".join(parts[: i + 1])))
-            i += 1
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            done = done[:-1]  # `done` holds no symlinks: lexical is right here
             continue
-        except FileNotFoundError:
-            pass
-        parent_fd = open_in_root(root_fd, "/".join(parts[:i]) or ".", os.O_PATH | os.O_DIRECTORY)
+        here = "/".join(done) or "."
         try:
-            name = parts[i]
+            fd = open_in_root(root_fd, f"{here}/{name}")
+        except FileNotFoundError:
+            fd = -1
+        if fd >= 0:  # exists (through any symlink): continue from where it really is
+            try:
+                done = _real_parts(root_fd, fd, [*done, name])
+            finally:
+                os.close(fd)
+            continue
+        parent_fd = open_in_root(root_fd, here, os.O_PATH | os.O_DIRECTORY)
+        try:
             try:
                 link = os.readlink(name, dir_fd=parent_fd)
             except OSError:
                 link = None  # missing (or not a symlink): create it
-            if link is not None:
+            if link is not None:  # dangling: follow it inside the root
                 hops += 1
                 if hops > 40:
                     raise OSError(40, "too many levels of symbolic links", path)
-                base = [] if link.startswith("/") else parts[:i]
-                parts = _normalize(base + link.split("/")) + parts[i + 1 :]
-                i = 0
+                if link.startswith("/"):
+                    done = []
+                todo[0:0] = [p for p in link.split("/") if p not in ("", ".")]
                 continue
-            if i == len(parts) - 1 and is_file:
+            if not todo and is_file:
                 flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
                 os.close(os.open(name, flags, 0o644, dir_fd=parent_fd))
             else:
                 os.mkdir(name, mode, dir_fd=parent_fd)
+            done.append(name)
         finally:
             os.close(parent_fd)
-    return open_in_root(root_fd, "/".join(parts))
+    return open_in_root(root_fd, "/".join(done) or ".")
+
+
+def _real_parts(root_fd: int, dir_fd: int, spelled: list[str]) -> list[str]:
+    """`dir_fd`'s path below the root, as components (what `..` in a link is relative to);
+    `spelled` if the kernel's names cannot be compared."""
+    try:
+        root, where = os.readlink(fd_path(root_fd)).rstrip("/"), os.readlink(fd_path(dir_fd))
+    except OSError:
+        return spelled
+    if where == root or where == root + "/":
+        return []
+    if not where.startswith(root + "/"):
+        return spelled
+    return [p for p in where[len(root) + 1 :].split("/") if p]
 
 
 def fd_path(fd: int) -> str:

@@ -17,9 +17,11 @@ MAX_V2 = "max"
 
 
 def shares_to_weight(shares: int) -> int:
-    """runc's conversion of cpu.shares [2, 262144] to cpu.weight [1, 10000]."""
+    """runc's conversion of cpu.shares [2, 262144] to cpu.weight [1, 10000]; shares outside
+    that range are clamped first (as the v1 kernel does), so the weight is always valid."""
     if shares == 0:
         return 0
+    shares = min(max(shares, 2), 262144)
     return 1 + ((shares - 2) * 9999) // 262142
 
 
@@ -50,7 +52,8 @@ class Writer:
                 available = f.read().split()
         except OSError:
             return None
-        return self.m.v2_dir if controller in available else None
+        name = {"blkio": "io"}.get(controller, controller)  # cgroup2's name for it
+        return self.m.v2_dir if name in available else None
 
     def write(self, field: str, directory: str, name: str, value: object) -> None:
         path = os.path.join(directory, name)
@@ -105,9 +108,7 @@ def apply(
     _cpu(w, resources.get("cpu") or {}, f"{prefix}.cpu")
     pids = resources.get("pids") or {}
     if "limit" in pids:
-        limit = pids["limit"]
-        value = MAX_V2 if limit is None or limit <= 0 else limit
-        w.either(f"{prefix}.pids.limit", "pids", "pids.max", value, "pids.max", value)
+        _pids(w, pids["limit"], f"{prefix}.pids.limit")
     _blkio(w, resources.get("blockIO") or {}, f"{prefix}.blockIO")
     for i, hp in enumerate(resources.get("hugepageLimits") or []):
         field = f"{prefix}.hugepageLimits[{i}]"
@@ -132,6 +133,31 @@ def apply(
         if not manager.v2_dir:
             raise PyociError(f"{field}: this host has no cgroup2 hierarchy")
         w.write(field, manager.v2_dir, key, value)
+
+
+def _pids(w: Writer, limit: int | None, field: str) -> None:
+    """runtime-spec 1.3: 0 is a limit like any other (no task may fork: pids.max 0), a
+    negative value (or null) is no limit. At create the value waits until the init exists
+    (`Manager.deferred`): stage 1 joins the cgroup and forks the init in it, and a limit as low
+    as 0 or 1 would refuse that fork; runc likewise sets limits once its init is ready."""
+    value = MAX_V2 if limit is None or limit < 0 else limit
+    if w.m.creating:
+        d1 = w.v1("pids")
+        d2 = None if d1 else w.v2("pids")
+        if d1 or d2:
+            w.m.deferred.append((field, d1 or d2, "pids.max", value))
+            return
+    w.either(field, "pids", "pids.max", value, "pids.max", value)
+
+
+def apply_deferred(manager) -> None:
+    """Write what `apply` kept back while the container was being created (the pids limit):
+    called once the init exists and before the user's program can run."""
+    w = Writer(manager, lambda msg: None)
+    pending, manager.deferred = manager.deferred, []
+    manager.creating = False
+    for field, directory, name, value in pending:
+        w.write(field, directory, name, value)
 
 
 def _memory(w: Writer, mem: dict, field: str) -> None:
@@ -202,12 +228,17 @@ def _cpu(w: Writer, cpu: dict, field: str) -> None:
     if cpu.get("burst") is not None:
         w.either(f"{field}.burst", "cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.max.burst",
                  cpu["burst"], optional=True)  # fmt: skip
-    if cpu.get("realtimePeriod"):
-        w.either(f"{field}.realtimePeriod", "cpu", "cpu.rt_period_us", cpu["realtimePeriod"],
-                 None, None, optional=True)  # fmt: skip
-    if cpu.get("realtimeRuntime"):
-        w.either(f"{field}.realtimeRuntime", "cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"],
-                 None, None, optional=True)  # fmt: skip
+    d1 = w.v1("cpu")
+    rt_period, rt_runtime = cpu.get("realtimePeriod"), cpu.get("realtimeRuntime")
+    if (rt_period or rt_runtime) and d1 and os.path.exists(os.path.join(d1, "cpu.rt_runtime_us")):
+        _realtime(w, d1, rt_period or None, rt_runtime or None, field)
+    else:
+        if cpu.get("realtimePeriod"):
+            w.either(f"{field}.realtimePeriod", "cpu", "cpu.rt_period_us",
+                     cpu["realtimePeriod"], None, None, optional=True)  # fmt: skip
+        if cpu.get("realtimeRuntime"):
+            w.either(f"{field}.realtimeRuntime", "cpu", "cpu.rt_runtime_us",
+                     cpu["realtimeRuntime"], None, None, optional=True)  # fmt: skip
     if cpu.get("idle") is not None:
         w.either(f"{field}.idle", "cpu", "cpu.idle", cpu["idle"], "cpu.idle", cpu["idle"],
                  optional=True)  # fmt: skip
@@ -215,6 +246,122 @@ def _cpu(w: Writer, cpu: dict, field: str) -> None:
         _cpuset(w, f"{field}.cpus", "cpuset.cpus", cpu["cpus"])
     if cpu.get("mems"):
         _cpuset(w, f"{field}.mems", "cpuset.mems", cpu["mems"])
+
+
+# The kernel's fixed-point share of a period (kernel/sched/core.c to_ratio, BW_SHIFT 20).
+_BW_SHIFT = 20
+
+
+def _rt_ratio(runtime: int, period: int) -> int:
+    if runtime < 0:  # RUNTIME_INF
+        return 1 << _BW_SHIFT
+    return (runtime << _BW_SHIFT) // period if period else 0
+
+
+def _rt_values(directory: str) -> tuple[int, int]:
+    """(cpu.rt_runtime_us, cpu.rt_period_us) of a v1 cpu cgroup."""
+    return _current(directory, "cpu.rt_runtime_us"), _current(directory, "cpu.rt_period_us")
+
+
+def _rt_children_share(parent: str) -> int:
+    """The summed share of `parent`'s child cgroups."""
+    return sum(
+        _rt_ratio(*_rt_values(entry.path))
+        for entry in os.scandir(parent)
+        if entry.is_dir(follow_symlinks=False)
+    )
+
+
+def _rt_least_runtime(share: int, period: int) -> int:
+    """The least runtime whose share of `period` is at least `share`."""
+    return -((-share * period) >> _BW_SHIFT)
+
+
+def _rt_lock(directory: str) -> int:
+    """An exclusive flock on the root of `directory`'s hierarchy: budgets are read, summed
+    and written by concurrent creates and deletes."""
+    import fcntl
+
+    top = directory
+    while os.path.exists(os.path.join(os.path.dirname(top), "cpu.rt_runtime_us")):
+        top = os.path.dirname(top)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _realtime(
+    w: Writer, directory: str, period: int | None, runtime: int | None, field: str
+) -> None:
+    """cpu.rt_period_us and cpu.rt_runtime_us, after giving the ancestors pyoci made (and its
+    default parent `/pyoci`) the realtime budget they need. With RT group scheduling a
+    cgroup's runtime/period may not exceed its parent's, summed over the parent's children
+    (the kernel's tg_rt_schedulable); a parent pyoci made starts with 0, so without this no
+    container below it could have any (nor run SCHED_FIFO/SCHED_RR). Each such ancestor's
+    runtime is raised, never lowered, to the sum over its children with this container's new
+    share, outermost first; an ancestor someone else made is left alone (the kernel's refusal
+    then names the file). `Manager.rt_raised` remembers them, for `release_rt_budget`."""
+    lock = _rt_lock(directory)
+    try:
+        cur_runtime, cur_period = _rt_values(directory)
+        new_period = period or cur_period
+        # The container's share after its period is written (old runtime) and at the end.
+        new_runtime = cur_runtime if runtime is None else runtime
+        need = max(_rt_ratio(cur_runtime, new_period), _rt_ratio(new_runtime, new_period))
+        raises: list[tuple[str, int]] = []
+        child = directory
+        for parent in w.m.own_ancestors(directory):
+            total = need + _rt_children_share(parent) - _rt_ratio(*_rt_values(child))
+            parent_runtime, parent_period = _rt_values(parent)
+            if parent_runtime < 0 or _rt_ratio(parent_runtime, parent_period) >= total:
+                break  # enough already: nothing above needs to change for us
+            wanted = _rt_least_runtime(total, parent_period)
+            raises.append((parent, wanted))
+            need, child = _rt_ratio(wanted, parent_period), parent
+        for parent, wanted in reversed(raises):
+            w.write(f"{field}.realtimeRuntime", parent, "cpu.rt_runtime_us", wanted)
+            if parent not in w.m.rt_raised:
+                w.m.rt_raised.append(parent)
+        if period:
+            w.write(f"{field}.realtimePeriod", directory, "cpu.rt_period_us", period)
+        if runtime is not None:
+            w.write(f"{field}.realtimeRuntime", directory, "cpu.rt_runtime_us", runtime)
+    finally:
+        os.close(lock)
+
+
+def _write_quietly(path: str, value: object) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def release_rt_budget(manager, removing: list[str]) -> None:
+    """Before the container's directories `removing` go: their realtime runtime to 0, deepest
+    first (a removed cgroup still counts in its parent's sum until the kernel releases it,
+    a moment later). Then each ancestor whose budget pyoci raised for the container is lowered
+    back to what its remaining children need (innermost first), so the budget returns to the
+    host. Best effort: a failure leaves more budget than needed, never less."""
+    remaining = [d for d in manager.rt_raised if os.path.isdir(d)]
+    if not remaining:
+        return
+    lock = _rt_lock(remaining[0])
+    try:
+        for directory in removing:
+            for top, _, _ in sorted(os.walk(directory), key=lambda t: -t[0].count("/")):
+                _write_quietly(os.path.join(top, "cpu.rt_runtime_us"), 0)
+        for parent in sorted(remaining, key=lambda d: -d.count("/")):
+            runtime, period = _rt_values(parent)
+            wanted = _rt_least_runtime(_rt_children_share(parent), period)
+            if 0 <= wanted < runtime:
+                _write_quietly(os.path.join(parent, "cpu.rt_runtime_us"), wanted)
+    finally:
+        os.close(lock)
 
 
 def _cpuset(w: Writer, field: str, name: str, value: str) -> None:
@@ -338,6 +485,18 @@ def _check_device_rules(rules: object, field: str) -> None:
         access = rule.get("access") or "rwm"
         if not isinstance(access, str) or set(access) - set("rwm"):
             raise PyociError(f"{where}.access: must be letters of rwm, not {access!r}")
+
+
+def check_intel_rdt(l3_cache: bool, mem_bw: bool) -> None:
+    """`update --l3-cache-schema/--mem-bw-schema`: runc's errors where the host lacks Intel
+    RDT (no resctrl, or no L3 CAT / MBA in it); where it has them, pyoci does not manage
+    resctrl groups (linux.intelRdt) and says so."""
+    info = "/sys/fs/resctrl/info"
+    if l3_cache and not os.path.isdir(os.path.join(info, "L3")):
+        raise PyociError("--l3-cache-schema: Intel RDT/CAT: l3 cache schema is not enabled")
+    if mem_bw and not os.path.isdir(os.path.join(info, "MB")):
+        raise PyociError("--mem-bw-schema: Intel RDT/MBA: memory bandwidth schema is not enabled")
+    raise PyociError("--l3-cache-schema/--mem-bw-schema: Intel RDT is not supported by pyoci")
 
 
 def install_bpf(directory: str, code: bytes, field: str) -> None:

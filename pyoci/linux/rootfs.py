@@ -35,12 +35,42 @@ def prepare(rootfs: str, propagation: str | None) -> None:
             f"linux.rootfsPropagation: making / {propagation or 'rslave'}: {err.strerror.lower()}",
             err.errno,
         ) from None
+    _unshare_parent_mount(rootfs)
     try:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+        if propagation in ("slave", "private"):
+            # The bind joined the peer group of a shared parent: give the future `/` the
+            # propagation asked for (a slave keeps receiving the host's mounts, as runc's).
+            mode = sc.MS_SLAVE if propagation == "slave" else sc.MS_PRIVATE
+            sc.mount(None, rootfs, None, mode, None)
     except OSError as err:
         raise PyociError(
             f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}", err.errno
         ) from None
+
+
+def _unshare_parent_mount(rootfs: str) -> None:
+    """pivot_root refuses a new root whose mount or parent mount is shared. A non-recursive
+    `slave`/`private` rootfsPropagation leaves the mounts below `/` as they were (shared on
+    systemd hosts), so the mount holding the rootfs is made a slave here (no longer shared,
+    still receiving), in our own mount namespace only (runc's rootfsParentMountPrivate)."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            inside = rootfs == point or rootfs.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best = point
+                shared = any(o.startswith("shared:") for o in fields[6 : fields.index("-")])
+    if best and shared:
+        try:
+            sc.mount(None, best, None, sc.MS_SLAVE, None)
+        except OSError as err:
+            raise PyociError(
+                f"linux.rootfsPropagation: making {best} a slave: {err.strerror.lower()}",
+                err.errno,
+            ) from None
 
 
 def prepare_in_host_namespace(rootfs: str) -> None:
@@ -126,7 +156,7 @@ def mask_paths(paths: list[str]) -> None:
             try:
                 target = fd_path(fd)
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0k,mode=755")
+                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)  # as runc's
                 else:
                     if null_fd < 0:
                         null_fd = _open_dev_null(field)
