@@ -91,6 +91,15 @@ def host_mount_points() -> list[str]:
         return [_unescape_mountinfo(line.split()[4]) for line in f if line.strip()]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--runtime`: the binary tests/conformance checks (runc, crun, pyoci or a path)."""
+    parser.addoption(
+        "--runtime",
+        default=None,
+        help="runtime for tests/conformance: runc, crun, pyoci (default) or a path",
+    )
+
+
 # --- bundles -------------------------------------------------------------------------------------
 class Bundle:
     """A bundle directory in tmp_path: `config` is the dict written to `path/config.json`."""
@@ -355,3 +364,28 @@ def pyoci(pyoci_bin: str, state_root: Path, tmp_path: Path, test_marker: str):
     yield runner
     problems = runner.cleanup()
     assert not problems, "left behind after delete --force:\n  " + "\n  ".join(problems)
+
+
+# --- tests/reliability: the fault-injecting runner --------------------------------------------
+# (here, not in a tests/reliability/conftest.py: a second module named `conftest` would shadow
+# this one for the test modules that import from it by name)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.rel_call_passed = report.passed
+    return report
+
+
+@pytest.fixture
+def rel(request, pyoci, tmp_path, test_marker):
+    """The fault-injecting runner (tests/reliability/relsupport.py). After a test that passed,
+    the `pyoci` fixture's teardown still checks that nothing is left; after one that failed
+    (or an expected failure: a known leak), what it left is removed first, so that it is
+    reported once, by the test."""
+    from relsupport import Rel  # tests/reliability is on sys.path for its own modules
+
+    r = Rel(pyoci, tmp_path, test_marker)
+    yield r
+    if not getattr(request.node, "rel_call_passed", False):
+        r.cleanup()

@@ -361,8 +361,9 @@ def containers(docker: Docker, runtime: str):
     state_root = docker.exec_root / "runtime-runc" / "moby"
 
     def entries() -> set[str]:
+        """Container state dirs (a dot-entry is a runtime's cache, e.g. .seccomp-cache)."""
         try:
-            return set(os.listdir(state_root))
+            return {e for e in os.listdir(state_root) if not e.startswith(".")}
         except FileNotFoundError:
             return set()
 

@@ -72,7 +72,6 @@ CASES = {
     ),
     "not-an-object": (_write_raw("[1, 2]\n"), ["must be an object"]),
     "no-config": (_no_config, ["config.json"]),
-    "relative-mount-destination": (_set("mounts.0.destination", "proc"), ["mounts[0].destination"]),
     "args-not-an-array": (_set("process.args", "sh"), ["process.args"]),
     "args-empty": (_set("process.args", []), ["process.args"]),
     "missing-rootfs": (_missing_rootfs, ["root.path"]),

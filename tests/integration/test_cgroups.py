@@ -60,6 +60,8 @@ def hierarchies() -> list[Hierarchy]:
         fields, rest = left.split(), right.split()
         if len(rest) < 3 or rest[0] not in ("cgroup", "cgroup2"):
             continue
+        if not (fields[4] + "/").startswith("/sys/fs/cgroup/"):
+            continue  # another test's container mounts in the host's namespace, not the host's
         if rest[0] == "cgroup2":
             key = ""
             path = os.path.join(fields[4], "cgroup.controllers")
@@ -683,27 +685,17 @@ def test_cpu_realtime_period(pyoci, bundle, new_id):
 
 
 def test_cpu_realtime_runtime(pyoci, bundle, new_id):
-    """A runtime the parent cgroup does not grant is refused by the kernel (runc fails the same
-    way: it does not hand RT time down the tree); one line naming the field and the file. When
-    the parent has the budget, the value is read back."""
+    """The runtime is read back: pyoci gives the parents it made, and its default parent
+    /pyoci, the realtime budget the container needs (test_cgroups_spec.py has the rest)."""
     h = need_v1("cpu")
     if not os.path.exists(f"{h.mount}/cpu.rt_runtime_us"):
         pytest.skip("no RT group scheduling (CONFIG_RT_GROUP_SCHED) on this kernel")
     cid = new_id("rt")
     resources = {"cpu": {"realtimePeriod": 100000, "realtimeRuntime": 10000}}
     b = bundle("cat /sys/fs/cgroup/cpu/cpu.rt_runtime_us", patch=resources_patch(resources))
-    parent = os.path.dirname(default_dirs(cid)[h.name])
-    parent_budget = os.path.join(parent, "cpu.rt_runtime_us")
-    if os.path.exists(parent_budget) and int(read(parent_budget)) < 10000:
-        create_fails(pyoci, b, cid, "linux.resources.cpu.realtimeRuntime", "/cpu.rt_runtime_us")
-    else:
-        result = pyoci.run(b, cid)
-        if result.returncode == 0:
-            assert result.stdout.strip() == "10000"
-        else:
-            line = one_line_error(result.stderr)
-            assert "linux.resources.cpu.realtimeRuntime" in line
-            assert "/cpu.rt_runtime_us" in line
+    result = pyoci.run(b, cid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10000"
 
 
 def test_pids(pyoci, bundle, new_id):

@@ -1354,11 +1354,6 @@ BAD_INPUT = [
         "domainname",
     ),
     (
-        "mount-relative-destination",
-        lambda c: c["mounts"].append({"destination": "tmp", "type": "tmpfs", "source": "tmpfs"}),
-        "mounts[7].destination",
-    ),
-    (
         "mount-no-type",
         lambda c: c["mounts"].append({"destination": "/tmp", "source": "tmpfs"}),
         "mounts[7].type",
@@ -1443,3 +1438,13 @@ def test_ambient_cap_that_cannot_be_raised_is_a_warning(pyoci, bundle, new_id, t
     assert result.stdout.split() == ["CapAmb:", f"{1 << 5:016x}"]  # CAP_KILL only
     warnings = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(w["level"] == "warning" and "CAP_CHOWN" in w["msg"] for w in warnings), warnings
+
+
+def test_relative_mount_destination_is_read_from_the_root(pyoci, bundle, new_id):
+    """config.md (1.2+): a relative destination "MUST be interpreted as relative to "/""."""
+
+    def patch(config: dict) -> None:
+        config["mounts"].append({"destination": "tmp", "type": "tmpfs", "source": "tmpfs"})
+
+    out = run_ok(pyoci, bundle("grep ' /tmp ' /proc/self/mountinfo | wc -l", patch=patch), new_id())
+    assert out.strip() == "1"

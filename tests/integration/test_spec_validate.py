@@ -16,7 +16,7 @@ def test_spec_writes_a_config_that_validates(pyoci, tmp_path):
     result = pyoci("spec", "--bundle", str(bundle_dir))
     assert result.returncode == 0, result.stderr
     config = json.loads((bundle_dir / "config.json").read_text())
-    assert config["ociVersion"].startswith("1.2")
+    assert config["ociVersion"] == "1.3.0"  # pyoci.OCI_VERSION
     assert config["root"]["path"] == "rootfs"
     assert config["process"]["args"]
     types = {ns["type"] for ns in config["linux"]["namespaces"]}
@@ -63,7 +63,7 @@ def test_validate_reports_every_problem(pyoci, tmp_path):
     (tmp_path / "rootfs").mkdir()
     path = tmp_path / "config.json"
     config = json.loads(path.read_text())
-    config["mounts"][0]["destination"] = "proc"
+    config["mounts"][0]["type"] = 7
     config["process"]["args"] = []
     config["linux"]["namespaces"].append({"type": "pid"})
     path.write_text(json.dumps(config))
@@ -71,5 +71,5 @@ def test_validate_reports_every_problem(pyoci, tmp_path):
     assert result.returncode == 1
     lines = result.stdout.splitlines() + result.stderr.splitlines()
     text = "\n".join(lines)
-    for field in ("mounts[0].destination", "process.args", "linux.namespaces[6]"):
+    for field in ("mounts[0].type", "process.args", "linux.namespaces[6]"):
         assert any(field in line for line in lines), f"{field} not reported:\n{text}"

@@ -1,0 +1,214 @@
+"""Crash consistency (issue: reliability, 2): pyoci SIGKILLed between any two writes of a state
+dir leaves something `state`, `list` and `delete` understand (state.json is written whole or
+not at all); a container whose init died while no pyoci ran reads stopped.
+
+The writes of a state dir, in order: mkdir (create), mkfifo exec.fifo, the lock file, the
+temp state file, its rename to state.json, the pid file; unlink of exec.fifo (start); the temp
+file and rename again (update); the unlinks and the rmdir (delete). A fault point sits between
+each two (pyoci/faults.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from relsupport import base_config, pid_alive, write_bundle
+
+F1 = "F1 (test_faults): create killed before state.json: the dir is invisible, never removed"
+F3 = "F3 (test_faults): start killed before unlinking exec.fifo: `created` while it runs"
+F4 = (
+    "F4 (test_faults): delete killed after unlinking state.json (now the last file) and "
+    "before rmdir: an empty dir is left, never removed"
+)
+F5 = (
+    "F5: a state.json that does not parse (written by no pyoci: a disk fault, a hand edit) "
+    "makes the container undeletable: delete --force fails on it every time"
+)
+F6 = (
+    "F6: a state dir without state.json (an interrupted create or delete, F1/F4) is "
+    "invisible: delete --force exits 0 and leaves it, and the id cannot be created again"
+)
+
+# (command, kill point): every point between two writes of the state dir.
+BETWEEN_WRITES = [
+    pytest.param("create", "create:state-dir", marks=pytest.mark.xfail(reason=F1, strict=True)),
+    pytest.param("create", "create:fifo", marks=pytest.mark.xfail(reason=F1, strict=True)),
+    pytest.param("create", "state:before-rename", marks=pytest.mark.xfail(reason=F1, strict=True)),
+    ("create", "create:state-written"),
+    ("create", "create:pid-file"),
+    pytest.param("start", "start:fifo-unlink", marks=pytest.mark.xfail(reason=F3, strict=True)),
+    ("update", "state:before-rename"),
+    ("delete", "statedir:unlink:state.json"),
+    ("delete", "statedir:unlink:lock"),
+    pytest.param("delete", "statedir:rmdir", marks=pytest.mark.xfail(reason=F4, strict=True)),
+]
+
+
+def _bundle(rel, args=("sleep", "1000")):
+    return write_bundle(rel.tmp_path / "bundle", base_config(list(args), rel.marker))
+
+
+def _all_state_files_parse(rel) -> None:
+    """Whatever is on disk is whole JSON: never half a file."""
+    root = rel.runner.root
+    for entry in rel.runner.state_entries():
+        path = root / entry / "state.json"
+        if path.exists():
+            json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("command,point", BETWEEN_WRITES)
+def test_killed_between_two_writes(rel, command, point):
+    bundle = _bundle(rel)
+    cid = rel.new_id()
+    pid_file = rel.tmp_path / "pid"
+    create = ("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid)
+    fault = f"{point}:kill"
+    if command == "create":
+        result = rel(*create, fault=fault)
+    else:
+        assert rel(*create).returncode == 0
+        if command == "start":
+            result = rel("start", cid, fault=fault)
+        elif command == "update":
+            assert rel("start", cid).returncode == 0
+            result = rel("update", "--pids-limit", "50", cid, fault=fault)
+        else:
+            assert rel("start", cid).returncode == 0
+            result = rel("delete", "--force", cid, fault=fault)
+    assert result.returncode == -signal.SIGKILL, (result.returncode, result.stderr)
+    _all_state_files_parse(rel)
+    problems = rel.problems_after(cid)
+    assert not problems, f"after {fault}: " + " | ".join(problems)
+
+
+def test_state_json_is_never_half_written(rel):
+    """Readers racing 40 `update`s (each rewrites state.json) always read a whole document."""
+    bundle = _bundle(rel)
+    cid = rel.new_id()
+    assert rel("run", "--detach", "--bundle", str(bundle), cid).returncode == 0
+    path = rel.runner.root / cid / "state.json"
+    stop = threading.Event()
+    reads, errors = [0], []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                with open(path, "rb") as f:
+                    json.loads(f.read())
+                reads[0] += 1
+            except (ValueError, OSError) as err:
+                errors.append(repr(err))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(40):
+            result = rel("update", "--pids-limit", str(100 + i), cid)
+            assert result.returncode == 0, result.stderr
+            assert rel.truthful_state(cid) == "running"
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors[:5]
+    assert reads[0] > 40
+    assert rel("delete", "--force", cid).returncode == 0
+    rel.assert_clean()
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["created", "running"])
+def test_init_died_while_pyoci_was_down(rel, started):
+    bundle = _bundle(rel)
+    cid = rel.new_id()
+    assert rel("create", "--bundle", str(bundle), cid).returncode == 0
+    if started:
+        assert rel("start", cid).returncode == 0
+    pid = rel.runner.state(cid)["pid"]
+    os.kill(pid, signal.SIGKILL)  # no pyoci runs: nobody records it
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rel.truthful_state(cid) == "stopped"
+    assert [(c["id"], c["status"], c["pid"]) for c in rel.list_ok()] == [(cid, "stopped", 0)]
+    again = rel("start", cid)
+    assert again.returncode == 1
+    assert again.stderr == f'pyoci: cannot start container "{cid}": it is stopped, not created\n'
+    killed = rel("kill", cid, "KILL")
+    assert killed.returncode == 1 and "not running" in killed.stderr
+    deleted = rel("delete", cid)  # stopped: no --force needed
+    assert deleted.returncode == 0, deleted.stderr
+    rel.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b'{"ociVersion": "1.3.0", "id": "x", "pid": 1', id="truncated"),
+        pytest.param(b"\x00" * 64, id="zeros"),
+        pytest.param(b"[]", id="not-an-object"),
+    ],
+)
+@pytest.mark.xfail(reason=F5, strict=True)
+def test_corrupt_state_file(rel, content):
+    """Not pyoci's doing (its writes are atomic), but what power loss or a hand edit leaves:
+    state and list say so in one line, and delete --force still removes the container."""
+    bundle = _bundle(rel, ["true"])
+    cid = rel.new_id()
+    assert rel("run", "--keep", "--bundle", str(bundle), cid).returncode == 0  # stopped, kept
+    (rel.runner.root / cid / "state.json").write_bytes(content)
+    state = rel("state", cid)
+    assert state.returncode == 1 and state.stderr.count("\n") == 1, state.stderr
+    assert "state" in state.stderr
+    listed = rel("list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    deleted = rel("delete", "--force", cid)
+    assert deleted.returncode == 0, deleted.stderr
+    rel.assert_clean()
+
+
+@pytest.mark.parametrize("files", [(), ("lock",), ("lock", "exec.fifo")], ids=str)
+@pytest.mark.xfail(reason=F6, strict=True)
+def test_state_dir_without_state_json(rel, files):
+    """What an interrupted create or delete leaves: list ignores it, state says it does not
+    exist, delete --force removes it, and the id can be created again."""
+    cid = rel.new_id()
+    directory = rel.runner.root / cid
+    directory.mkdir(parents=True)
+    for name in files:
+        if name == "exec.fifo":
+            os.mkfifo(directory / name)
+        else:
+            (directory / name).write_bytes(b"")
+    assert rel.list_ok() == []
+    assert rel("delete", "--force", cid).returncode == 0
+    assert not directory.exists(), "delete --force left the state dir"
+    bundle = _bundle(rel, ["true"])
+    again = rel("run", "--bundle", str(bundle), cid)
+    assert again.returncode == 0, again.stderr
+    rel.assert_clean()
+
+
+@pytest.mark.xfail(reason=F3, strict=True)
+def test_start_again_after_start_was_killed_answers(rel):
+    """start killed after the init took the fifo's byte (the fifo still there): a second
+    start must answer (it is running), not wait forever on a fifo nobody will write, holding
+    the lock that delete then waits for."""
+    bundle = _bundle(rel)
+    cid = rel.new_id()
+    assert rel("create", "--bundle", str(bundle), cid).returncode == 0
+    assert rel("start", cid, fault="start:fifo-unlink:kill").returncode == -signal.SIGKILL
+    try:
+        again = rel("start", cid, timeout=5)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the second start still waits after 5 s")
+    finally:
+        assert rel("delete", "--force", cid).returncode == 0
+        rel.assert_clean()
+    assert again.returncode == 1 and "running" in again.stderr, again.stderr
