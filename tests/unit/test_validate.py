@@ -138,12 +138,12 @@ def test_full_linux_config_is_valid(check: Bundle, config: dict) -> None:
 
 # --- reading the file --------------------------------------------------------------------------
 def test_missing_config_json(tmp_path: Path) -> None:
-    assert validate_bundle(tmp_path) == [f"config.json: no such file in {tmp_path}"]
+    assert validate_bundle(tmp_path) == [f"config.json: no such file in bundle {tmp_path}"]
 
 
 def test_missing_bundle_directory(tmp_path: Path) -> None:
     bundle = tmp_path / "nowhere"
-    assert validate_bundle(bundle) == [f"config.json: no such file in {bundle}"]
+    assert validate_bundle(bundle) == [f"config.json: no such file in bundle {bundle}"]
 
 
 def test_malformed_json_reports_line_and_column(tmp_path: Path) -> None:
@@ -165,7 +165,9 @@ def test_malformed_json_stops_the_check(tmp_path: Path) -> None:
 
 def test_unreadable_config_json(tmp_path: Path) -> None:
     (tmp_path / "config.json").mkdir()
-    assert validate_bundle(tmp_path) == ["config.json: cannot read: Is a directory"]
+    assert validate_bundle(tmp_path) == [
+        f"config.json: {tmp_path / 'config.json'} is not a regular file"  # as `create` says
+    ]
 
 
 # --- schema layer ------------------------------------------------------------------------------
