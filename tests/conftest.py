@@ -216,7 +216,11 @@ class Pyoci:
         global_args: tuple[str, ...] = (),
         timeout: float = 30,
         cwd: str | Path | None = None,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
+        """`pass_fds`: fds the caller holds open (as a shell or a leaky shim would);
+        `env`: the runtime's environment (the tests' own when None)."""
         argv = self.argv(args, global_args)
         out_path, err_path = self._io()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -227,6 +231,8 @@ class Pyoci:
                 stderr=err,
                 timeout=timeout,
                 cwd=cwd,
+                pass_fds=pass_fds,
+                env=env,
                 check=False,
             )
         result = subprocess.CompletedProcess(

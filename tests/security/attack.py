@@ -105,27 +105,4 @@ def call_with_fds(
 ) -> subprocess.CompletedProcess:
     """`runner(*args)` (the conftest's Pyoci) from a caller holding `pass_fds` open, as a shell
     or a shim that leaked them would; stdout/stderr through files, like the runner."""
-    argv = runner.argv(args)
-    io_dir = Path(runner.workdir) / "io-fds"
-    io_dir.mkdir(exist_ok=True)
-    n = len(list(io_dir.iterdir()))
-    out_path, err_path = io_dir / f"{n}.out", io_dir / f"{n}.err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            pass_fds=pass_fds,
-            timeout=timeout,
-            check=False,
-        )
-    result = subprocess.CompletedProcess(
-        argv,
-        proc.returncode,
-        out_path.read_text(errors="replace"),
-        err_path.read_text(errors="replace"),
-    )
-    for text in (result.stdout, result.stderr):
-        assert "Traceback" not in text, f"Python traceback from {argv}:\n{text}"
-    return result
+    return runner(*args, timeout=timeout, pass_fds=tuple(pass_fds))
