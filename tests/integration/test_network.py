@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUSYBOX_ROOTFS
-from helpers import one_line_error
+from helpers import give_rootfs_to, one_line_error
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2's `ip` is missing")
 
@@ -190,7 +190,10 @@ def test_a_bridge_for_a_container_with_a_user_namespace(pyoci, bundle, new_id, n
             m for m in config["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
         ]
 
-    b = bundle("ip -o -4 addr show eth0; ip route", patch=userns)
+    # A private rootfs owned by the mapped root: a CI clone sits in a 0700 temp dir that
+    # the mapped root could not search.
+    b = bundle("ip -o -4 addr show eth0; ip route", patch=userns, private=True)
+    give_rootfs_to(b, 100000)
     result = pyoci.run(b, new_id(), "--net", "bridge")
     assert result.returncode == 0, result.stderr
     assert "inet 10.89.0.2/24" in result.stdout and "default via 10.89.0.1" in result.stdout
