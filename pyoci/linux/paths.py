@@ -53,6 +53,20 @@ def make_in_root(root_fd: int, path: str, is_file: bool = False, mode: int = 0o7
     todo = [p for p in path.split("/") if p not in ("", ".")]
     done: list[str] = []
     hops = 0
+    # Usually only the last names are missing: start from the deepest prefix that exists
+    # (one kernel lookup and one readlink instead of one each per name).
+    if ".." not in todo:
+        for cut in range(len(todo) - 1, 0, -1):
+            try:
+                fd = open_in_root(root_fd, "/".join(todo[:cut]), os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                continue
+            try:
+                done = _real_parts(root_fd, fd, todo[:cut])
+            finally:
+                os.close(fd)
+            todo = todo[cut:]
+            break
     while todo:
         name = todo.pop(0)
         if name == "..":
