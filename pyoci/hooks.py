@@ -49,7 +49,9 @@ def run_hook(
             os.close(stdin_w)
             os.dup2(stdin_r, 0)
             if exec_helper_fd >= 0:
-                os.execve(exec_helper_fd, ["pyoci-exec", "-", "-", "-", path, *args], env)
+                from pyoci.linux.exechelper import helper_argv  # loaded by the init's plan
+
+                os.execve(exec_helper_fd, helper_argv(path, args), env)
             os.execve(path, args, env)
         except OSError as err:
             os.write(2, f"pyoci: {field}: exec {path}: {err.strerror.lower()}\n".encode())

@@ -50,6 +50,13 @@ def sealed_copy() -> int:
     return fd
 
 
+def helper_argv(
+    path: str, args: list[str], fifo: str = "-", seccomp: str = "-", init: bool = False
+) -> list[str]:
+    """pyoci-exec's command line (exechelper.c): FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]."""
+    return ["pyoci-exec", fifo, seccomp, "init" if init else "-", path, *args]
+
+
 def exec_through(
     helper_fd: int,
     path: str,
@@ -71,7 +78,6 @@ def exec_through(
         os.set_inheritable(seccomp[0], True)
         seccomp_arg = f"{seccomp[0]}:{seccomp[1]}"
     try:
-        argv = ["pyoci-exec", fifo_arg, seccomp_arg, "init" if init else "-", path, *args]
-        os.execve(helper_fd, argv, env)
+        os.execve(helper_fd, helper_argv(path, args, fifo_arg, seccomp_arg, init), env)
     except OSError as err:
         raise PyociError(f"exec: the exec helper: {err.strerror.lower()}", err.errno) from None
