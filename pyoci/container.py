@@ -113,6 +113,9 @@ def _remove_state_dir(path: str) -> None:
         os.rmdir(path)
     except FileNotFoundError:
         pass
+    except OSError as err:
+        if err.errno != 39:  # ENOTEMPTY: a create made the id again once it was empty
+            raise
 
 
 def _socket_activation(spec) -> int:
@@ -172,6 +175,18 @@ class Container:
     def status(self) -> str:
         return self._state.status()
 
+    def _lock(self) -> statelib.Lock:
+        """Take the container's lock and read its state again: the holder we waited for
+        (a create finishing, a delete) may have changed it."""
+        lock = statelib.lock_existing(self._state.root, self.id)
+        try:
+            self._state = statelib.load(self._state.root, self.id)
+        except BaseException:
+            lock.release()
+            raise
+        self._state.locked = True
+        return lock
+
     def state(self) -> dict:
         """The OCI state (runtime.md "State") plus runc's rootfs, created, owner."""
         return self._state.oci_state()
@@ -210,6 +225,29 @@ class Container:
             os.mkdir(state_dir, 0o711)
         except FileExistsError:
             raise PyociError(f'container "{container_id}" already exists') from None
+        # Locked from the mkdir on, until create is done: `delete`, `kill` wait for it, and
+        # a lock nobody holds on a "creating" state says its creator died (`abandoned`).
+        # The children never hold it: stage 1 closes every fd it does not need.
+        try:
+            lock = statelib.Lock(state_dir)
+        except FileNotFoundError:  # a `delete --force` took the new dir for an abandoned one
+            raise PyociError(
+                f'container "{container_id}": deleted while it was being created'
+            ) from None
+        except BaseException:
+            _remove_state_dir(state_dir)
+            raise
+        data = {
+            "ociVersion": spec.oci_version,
+            "id": container_id,
+            "status": statelib.CREATING,
+            "pid": 0,
+            "bundle": spec.bundle,
+            "rootfs": spec.root_path,
+            "created": _rfc3339_now(),
+            "annotations": spec.annotations,
+        }
+        st = statelib.ContainerState(root, data)
         creator = Creator(
             spec,
             container_id,
@@ -224,7 +262,16 @@ class Container:
             net=net,
         )
         try:
+            st.save()  # the early state: what `state` and `delete` know of a half-made one
             faults.point("create:state-dir")
+
+            def checkpoint(recovery: dict) -> None:
+                """What an abandoned create's `delete` must undo, once it exists."""
+                data.update(recovery)
+                st.save()
+
+            creator.checkpoint = checkpoint
+            creator.lock_fd = lock.fd
             pid, start_time = creator.spawn()
             if creator.cgroup is not None:
                 from pyoci.linux import resources
@@ -235,18 +282,11 @@ class Container:
             # Its own pid namespace, if it has one: what tells its processes from a host
             # process someone put in its cgroup (`_is_own`).
             pidns = _pid_namespace(pid) if spec.has_new("pid") else None
-            # Locked only now: a lock taken before the fork would be inherited by the init
-            # and held until it execs. mkdir above already excludes a concurrent create.
-            lock = statelib.Lock(state_dir)
-            data = {
-                "ociVersion": spec.oci_version,
-                "id": container_id,
+            data.pop("status")
+            data.pop("hostMountsBefore", None)
+            data |= {
                 "pid": pid,
                 "pidStartTime": start_time,
-                "bundle": spec.bundle,
-                "rootfs": spec.root_path,
-                "created": _rfc3339_now(),
-                "annotations": spec.annotations,
                 "hasProcess": spec.process is not None,
                 "process": spec.process.raw if spec.process else None,
                 "seccomp": spec.linux.get("seccomp"),
@@ -260,29 +300,29 @@ class Container:
                 "hostMounts": creator.host_mounts,  # no mount namespace: delete detaches them
                 "network": creator.network_state(),  # a bridge's veth and lease, for delete
             }
-            st = statelib.ContainerState(root, data)
             faults.point("create:state-write")
             st.save()
             faults.point("create:state-written")
             if pid_file:
                 write_pid_file(pid_file, pid)
                 faults.point("create:pid-file")
-            lock.release()
         except BaseException as err:
             creator.abort()
             _remove_state_dir(state_dir)
+            lock.release()
             if isinstance(err, PyociError) and err.msg.startswith("hooks."):
                 # runtime.md: a failed create hook stops the container, then poststop runs.
                 from pyoci import hooks
 
                 hooks.run_hooks("poststop", spec.hooks, creator.hook_state("stopped"), True)
             raise
+        lock.release()
         return cls(st)
 
     # --- start ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Let the init exec the user program (it is blocked on exec.fifo)."""
-        lock = statelib.lock_existing(self._state.root, self.id)
+        lock = self._lock()
         try:
             status = self.status()
             if status != "created":
@@ -356,6 +396,8 @@ class Container:
         finally:
             os.close(fd)
             os.close(pidfd)
+        # A start killed before this leaves the fifo of an init that went on: `state` then
+        # goes by the init's name (ContainerState.status), and says running.
         faults.point("start:fifo-unlink")
         os.unlink(fifo)
 
@@ -368,7 +410,7 @@ class Container:
 
     def pause(self) -> None:
         """Freeze every process of the container (freezer v1 / cgroup.freeze v2)."""
-        lock = statelib.lock_existing(self._state.root, self.id)
+        lock = self._lock()
         try:
             status = self.status()
             if status != "running":
@@ -378,7 +420,7 @@ class Container:
             lock.release()
 
     def resume(self) -> None:
-        lock = statelib.lock_existing(self._state.root, self.id)
+        lock = self._lock()
         try:
             status = self.status()
             if status != "paused":
@@ -391,7 +433,7 @@ class Container:
         """Apply new linux.resources to a live container and remember them."""
         from pyoci.linux import resources as reslib
 
-        lock = statelib.lock_existing(self._state.root, self.id)
+        lock = self._lock()
         try:
             status = self.status()
             if status == "stopped":
@@ -553,6 +595,10 @@ class Container:
         """Send a signal to the init (or, with all_processes, to every process of the container)."""
         signum = parse_signal(sig)
         status = self.status()
+        if status == statelib.CREATING:
+            # Serialized with the create: once it is done there is an init (or nothing).
+            self._lock().release()
+            status = self.status()
         if status == "stopped" and not (all_processes and self.pids()):
             # --all still reaches what outlived the init in the cgroup (how shims clean up).
             raise PyociError(f'container "{self.id}": container not running')
@@ -650,7 +696,7 @@ class Container:
     # --- delete --------------------------------------------------------------------------------
     def delete(self, force: bool = False, log=None) -> None:
         """Remove a stopped container; with force, kill it first (SIGKILL) and wait."""
-        lock = statelib.lock_existing(self._state.root, self.id)
+        lock = self._lock()
         try:
             status = self.status()
             if status != "stopped" and not force:
@@ -665,7 +711,8 @@ class Container:
     def _destroy(self, status: str, force: bool, log=None) -> None:
         """Lifecycle steps 12-13, under the state lock: kill what is left, undo what create
         did (cgroup, host mounts, network, state), then the poststop hooks."""
-        if status != "stopped":
+        abandoned = self._state.creating  # a create killed half-way: what it recorded goes
+        if status != "stopped" or (abandoned and force):
             try:
                 self._signal_all(9)
             except PyociError:
@@ -673,7 +720,7 @@ class Container:
             faults.point("delete:kill")
             if status == "paused":
                 self.cgroup().freeze(False)  # frozen tasks only die once thawed
-            if not wait_exit(self.pid, timeout=10):
+            if self.pid and not wait_exit(self.pid, timeout=10):
                 raise PyociError(
                     f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                 )
@@ -684,6 +731,11 @@ class Container:
             from pyoci.linux import hostmounts
 
             hostmounts.detach(self._state.data["hostMounts"])
+        elif abandoned and self._state.data.get("hostMountsBefore") is not None:
+            from pyoci.linux import hostmounts
+
+            before = set(self._state.data["hostMountsBefore"])
+            hostmounts.detach(hostmounts.new_since(self._state.data["rootfs"], before))
         if self._state.data.get("network"):
             from pyoci.linux import network
 
@@ -695,19 +747,52 @@ class Container:
 
 
 def delete(root: str, container_id: str, force: bool = False, log=None) -> None:
-    """`delete`; with force an id already gone is not an error (containerd relies on it)."""
+    """`delete`; with force an id already gone is not an error (containerd relies on it),
+    and a state.json that is no state (not pyoci's doing) does not keep the container."""
     try:
-        container = Container.load(root, container_id)
+        Container.load(root, container_id).delete(force, log)
+    except statelib.CorruptState as err:
+        if not force:
+            raise
+        _delete_corrupt(root, container_id, err, log)
     except PyociError as err:
         if force and "does not exist" in err.msg:
-            return
+            return  # (or deleted by another delete while we waited for its lock: gone is gone)
         raise
+
+
+def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> None:
+    """delete --force of a container whose state.json does not parse: what can be known
+    without it goes (the processes of, and the directories in every hierarchy of, the
+    default cgroup placement `/pyoci/<id>`, which no other container uses), then the state
+    dir, with a warning naming what could not be known."""
+    lock = statelib.lock_existing(root, container_id)
     try:
-        container.delete(force, log)
-    except PyociError as err:
-        if force and "does not exist" in err.msg:
-            return  # deleted by another delete while we waited for its lock: gone is gone
-        raise
+        if log is not None:
+            log.warning(
+                f"{err.msg}: removing the state dir and the cgroup /pyoci/{container_id} "
+                "(a cgroupsPath, host mounts or a network it had are not known)"
+            )
+        if os.geteuid() == 0:
+            from pyoci.linux.cgroups import Manager
+
+            cgroup = Manager.for_container(None, container_id, False)
+            cgroup.made = cgroup.all_dirs()  # its own directories only, not /pyoci
+            for pid in cgroup.pids():
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            for pid in cgroup.pids():
+                wait_exit(pid, timeout=10)
+            try:
+                cgroup.destroy()
+            except PyociError as problem:
+                if log is not None:
+                    log.warning(f'container "{container_id}": its cgroup is left: {problem.msg}')
+        _remove_state_dir(os.path.join(root, container_id))
+    finally:
+        lock.release()
 
 
 def list_containers(root: str) -> list[dict]:

@@ -51,6 +51,11 @@ class Creator:
         # there (pyoci.linux.hostmounts), and after READY the mount points we added.
         self.mounts_before: set[int] | None = None
         self.host_mounts: list[str] = []
+        # Set by Container.create: the state lock's fd (stage 1 closes it at once: a child
+        # holding it would keep the container locked), and the early state's writer.
+        self.lock_fd = -1
+        self.checkpoint = None
+        self._stage1_pidfd = -1
 
     def spawn(self) -> tuple[int, int]:
         """Fork, drive the handshake until READY; return the init's host pid and start time."""
@@ -102,6 +107,8 @@ class Creator:
             # processes are limited from their first instruction.
             pid = os.fork()
             if pid == 0:
+                if self.lock_fd >= 0:
+                    os.close(self.lock_fd)
                 parent_sock.close()
                 process.stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
@@ -119,6 +126,9 @@ class Creator:
             parent_sock.close()
             child_sock.close()
             self.plan.close()
+            if self._stage1_pidfd >= 0:
+                os.close(self._stage1_pidfd)
+                self._stage1_pidfd = -1
         if self.mounts_before is not None:
             from pyoci.linux import hostmounts
 
@@ -180,12 +190,14 @@ class Creator:
 
         manager, spec = self.cgroup, self.spec
         if manager is None:
+            self._record()
             return b""
         try:
             manager.create()
         except PyociError:
             self.cgroup = None  # create() removed what it made; abort() must not touch the rest
             raise
+        self._record()
         faults.point("create:cgroup")
         warn = self.log.warning if self.log is not None else (lambda msg: None)
         res = dict(spec.linux.get("resources") or {})
@@ -196,6 +208,20 @@ class Creator:
         resources.apply(manager, res, warn, defer_bpf=deferred)
         faults.point("create:cgroup-limits")
         return deferred[0] if deferred else b""
+
+    def _record(self) -> None:
+        """Into the early state (Container.create): what a `delete` of this create, were it
+        killed from here on, must undo: the cgroup it made, the host's mounts under the
+        rootfs before it, the network lease. Nothing to add: no write."""
+        recovery: dict = {}
+        if self.cgroup is not None:
+            recovery["cgroup"] = self.cgroup.to_state()
+        if self.mounts_before is not None:
+            recovery["hostMountsBefore"] = sorted(self.mounts_before)
+        if self.network is not None:
+            recovery["network"] = self.network_state()
+        if recovery and self.checkpoint is not None:
+            self.checkpoint(recovery)
 
     def _container_root_ids(self) -> tuple[int, int]:
         """Host uid/gid of the container's root (itself unless a new user namespace maps it)."""
@@ -246,7 +272,7 @@ class Creator:
                 if self.network is not None:
                     self._attach_network(sock)
                 self._run_create_hooks(sock)
-            message = sock.recv(65536)
+            message = self._receive(sock)
             if not message:
                 raise PyociError("container init exited during create without reporting an error")
             if message == process.USERNS_READY:
@@ -264,6 +290,10 @@ class Creator:
                 self.init_pid = int(message.split()[1])
                 faults.point("create:PID")
                 self._reap_stage1()
+                if self.cgroup is None and self.checkpoint is not None:
+                    # No cgroup holds it for `delete` to find: the init's pid, then.
+                    start = proc_start_time(self.init_pid)
+                    self.checkpoint({"pid": self.init_pid, "pidStartTime": start})
             elif message == process.HOOKS:
                 hooks_pending = True  # run once the init's pid is known (C1 may lag)
                 faults.point("create:HOOKS")
@@ -279,6 +309,28 @@ class Creator:
                 process.raise_child_error(message)
             else:
                 raise PyociError(f"unexpected message from the container init: {message[:40]!r}")
+
+    def _receive(self, sock: socket.socket) -> bytes:
+        """The next message. An init that stops at HOOKS keeps its end of the socket open
+        while it waits for HOOKS_DONE, which needs its pid from stage 1: until that pid
+        came, stage 1's exit ends the wait too (its pidfd, polled with the socket), as an
+        error; a message already sent is read first."""
+        if not (self.plan.runs_hooks and self.stage1_pid and not self.init_pid):
+            return sock.recv(65536)
+        import select  # loaded by InitPlan for the hooks
+
+        if self._stage1_pidfd < 0:
+            self._stage1_pidfd = os.pidfd_open(self.stage1_pid)
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        poller.register(self._stage1_pidfd, select.POLLIN)
+        events = dict(poller.poll())
+        if sock.fileno() not in events:
+            raise PyociError(
+                "container init exited during create: stage 1 died before it reported the "
+                "init's pid"
+            )
+        return sock.recv(65536)
 
     def _reap_stage1(self) -> None:
         if self.stage1_pid:

@@ -18,6 +18,12 @@ DEFAULT_ROOT = "/run/pyoci"
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 FIFO_FILE = "exec.fifo"
+# state.json's "status" from the moment `create` made the state dir until it wrote the final
+# state: with the lock held that is true; once its creator died (the lock is free) the create
+# was abandoned, and `delete` undoes what it recorded (`ContainerState.abandoned`).
+CREATING = "creating"
+# What a created init calls itself while it waits on exec.fifo (pyoci.process, pyoci-exec).
+WAITING_INIT_COMM = b"pyoci:[2:INIT]"
 
 # runc's rule: letters, digits and `_+-.`, not starting with a dot (so never `.` or `..`).
 # A set, not a regex: `re` costs milliseconds to import on every command.
@@ -75,6 +81,30 @@ def make_root(root: str) -> None:
             raise PyociError(f"--root: {directory}: {err.strerror.lower()}", err.errno) from None
 
 
+def _comm(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")
+    except OSError:
+        return b""
+
+
+def lock_held(state_dir: str) -> bool:
+    """Someone holds the container's lock (a probe: taken and let go at once if free). No
+    lock file: nobody holds it."""
+    try:
+        fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def proc_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (parsed after the last `)`), or None if the pid is gone."""
     try:
@@ -94,6 +124,7 @@ class ContainerState:
     def __init__(self, root: str, data: dict) -> None:
         self.root = root
         self.data = data
+        self.locked = False  # the caller holds the container's lock (Container._lock)
 
     @property
     def id(self) -> str:
@@ -117,11 +148,27 @@ class ContainerState:
         pid, recorded = self.data.get("pid") or 0, self.data.get("pidStartTime")
         return pid > 0 and recorded is not None and proc_start_time(pid) == recorded
 
-    def status(self) -> str:
-        """Derived in one fixed order: gone → stopped; fifo → created; frozen → paused; running."""
+    @property
+    def creating(self) -> bool:
+        """The state of a create that has not finished (or never will: `abandoned`)."""
+        return self.data.get("status") == CREATING
+
+    def abandoned(self, locked: bool = False) -> bool:
+        """A create's state whose creator is gone: it holds the lock until it is done, so a
+        free lock (or one the caller holds, `locked`) means it was killed half-way."""
+        return self.creating and (locked or not lock_held(self.dir))
+
+    def status(self, locked: bool = False) -> str:
+        """Derived in one fixed order: creating (its creator alive, else stopped); gone →
+        stopped; fifo and the init still waiting on it → created; frozen → paused; running.
+        `locked`: the caller holds the container's lock (so it is not a creator's)."""
+        if self.creating:
+            return "stopped" if self.abandoned(locked or self.locked) else CREATING
         if not self.init_alive():
             return "stopped"
-        if os.path.exists(self.fifo_path):
+        # The fifo is unlinked by `start` right after it opened it, but a start killed in
+        # between leaves it while the init runs on: the init's name says it still waits.
+        if os.path.exists(self.fifo_path) and _comm(self.pid) == WAITING_INIT_COMM:
             return "created"
         if self._frozen():
             return "paused"
@@ -167,6 +214,20 @@ class ContainerState:
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
 
 
+class CorruptState(PyociError):
+    """state.json is there but is no state pyoci wrote: `delete --force` still removes the
+    container, as far as it can be known without it."""
+
+
+def incomplete(container_id: str) -> dict:
+    """What stands for the state of a state dir without state.json: one a create killed
+    before its first state write left, or a delete killed after its last unlink. Seen as a
+    create's (`creating` while a creator holds the lock, else stopped), it is something
+    `state` can tell and `delete` removes; `list` leaves it out (`list_ids`)."""
+    return {"id": container_id, "status": CREATING, "pid": 0, "bundle": "", "rootfs": "",
+            "created": ""}  # fmt: skip
+
+
 def load(root: str, container_id: str) -> ContainerState:
     """Read a container's state; an unknown id says `does not exist` (tools match on it)."""
     check_id(container_id)
@@ -175,12 +236,15 @@ def load(root: str, container_id: str) -> ContainerState:
         with open(path, "rb") as f:
             data = jsonfast.loads(f.read())
     except FileNotFoundError:
+        if os.path.isdir(os.path.join(root, container_id)):
+            return ContainerState(root, incomplete(container_id))
         raise does_not_exist(container_id) from None
     except ValueError as err:
-        raise PyociError(f'container "{container_id}": corrupt state file {path}: {err}') from None
+        msg = f'container "{container_id}": corrupt state file {path}: {err}'
+        raise CorruptState(msg) from None
     problem = _shape_problem(data, container_id)
     if problem:
-        raise PyociError(f'container "{container_id}": corrupt state file {path}: {problem}')
+        raise CorruptState(f'container "{container_id}": corrupt state file {path}: {problem}')
     return ContainerState(root, data)
 
 
@@ -241,11 +305,6 @@ def lock_existing(root: str, container_id: str) -> Lock:
     check_id(container_id)
     state_dir = os.path.join(root, container_id)
     try:
-        lock = Lock(state_dir)
+        return Lock(state_dir)
     except FileNotFoundError:
         raise does_not_exist(container_id) from None
-    if not os.path.exists(os.path.join(state_dir, STATE_FILE)):
-        # Deleted meanwhile, its directory made again by a create still running.
-        lock.release()
-        raise does_not_exist(container_id)
-    return lock

@@ -341,7 +341,9 @@ int helper_main(long argc, char **argv, char **envp)
 		wait_for_start(fifo_fd);
 	}
 	if (!is_dash(argv[3])) {
-		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[2:INIT]", 0, 0, 0, 0);
+		/* Not the waiting init's name: `state` takes a live "pyoci:[2:INIT]" for one that
+		 * still waits on exec.fifo. */
+		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[init]", 0, 0, 0, 0);
 		run_init(argv + 4, envp, argv[2]);
 	}
 	exec_user(argv + 4, envp, argv[2]);

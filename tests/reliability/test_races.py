@@ -51,9 +51,9 @@ def test_start_twice_at_once_one_wins(rel):
 
 
 def test_kill_and_delete_during_create(rel):
-    """While create runs its (slow) createRuntime hook, the container has no state.json yet:
-    kill says it does not exist, delete --force has nothing to do; create then finishes and
-    the container is whole; delete --force removes it."""
+    """While create runs its (slow) createRuntime hook, its state says "creating" and it
+    holds the lock: kill and delete --force wait for it (kill then signals the created init,
+    delete removes it). create ends either way; whatever it left, delete --force removes."""
     bundle = _bundle(rel, hooks={"createRuntime": _sleep_hook(0.6)})
     cid = rel.new_id()
     creating, _ = rel.popen("create", "--bundle", str(bundle), cid)
@@ -67,7 +67,6 @@ def test_kill_and_delete_during_create(rel):
         assert killed.stderr == f'pyoci: container "{cid}" does not exist\n'
     deleted = rel("delete", "--force", cid)
     assert deleted.returncode == 0, deleted.stderr
-    # (F1: no state.json before the end of create, so `state` cannot say "creating")
     during = rel("state", cid)
     assert during.returncode == 0 or "does not exist" in during.stderr, during.stderr
     assert _wait(creating) in (0, 1)
