@@ -287,6 +287,9 @@ def update(g: dict, o: dict, args: list[str], log) -> int:
             raise PyociError(f"--resources: invalid JSON: {err}") from None
         if not isinstance(resources, dict):
             raise PyociError("--resources: must be a JSON object (linux.resources)")
+        from pyoci import resourceshape
+
+        resourceshape.check(resources, "resources")
     else:
         resources = _resources_from_flags(o, log)
     memory = resources.get("memory")

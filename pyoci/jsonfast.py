@@ -54,11 +54,32 @@ def loads(data: str | bytes) -> object:
         import json  # malformed input: let json build the JSONDecodeError
 
         return json.loads(text)
+    except ValueError as err:
+        if type(err) is not ValueError:  # JSONDecodeError, once `json` is loaded
+            raise
+        raise long_integer_error(text) from None  # int()'s digit limit
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
     if end != len(text):
         _fail(text, "Extra data", end)
     return value
+
+
+def long_integer_error(text: str) -> ValueError:
+    """The JSONDecodeError for a document whose integer is longer than int() converts
+    (sys.get_int_max_str_digits: 4,300 digits), at that integer: Python's own ValueError says
+    neither where nor that it is JSON's. Only on that error's path: `re` is loaded here."""
+    import re
+    import sys
+    from json import JSONDecodeError
+
+    limit = sys.get_int_max_str_digits()
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|-?[0-9]+', text):
+        digits = len(match.group().lstrip("-"))
+        if match.group()[0] != '"' and digits > limit:
+            msg = f"an integer of {digits} digits (at most {limit})"
+            return JSONDecodeError(msg, text, match.start())
+    return JSONDecodeError("a number Python cannot convert", text, 0)
 
 
 def dumps(value: object, indent: int | None = None) -> str:

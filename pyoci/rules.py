@@ -347,9 +347,27 @@ def ambient_warnings(caps: dict[str, list[int]], names: tuple[str, ...]) -> list
     ]
 
 
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _plain(key: str) -> bool:
+    """A key that reads back unquoted: dot-separated runs of letters, digits, `_` and `-`
+    (field names, sysctl names, annotation keys such as `org.pyoci.net.bridge`)."""
+    return all(run and _NAME_CHARS.issuperset(run) for run in key.split("."))
+
+
 def dotted(path: tuple[str | int, ...]) -> str:
-    """`("mounts", 3, "destination")` → `mounts[3].destination`, as `create` names fields."""
+    """`("mounts", 3, "destination")` → `mounts[3].destination`: how `create` and `validate`
+    both name fields. A key that would not read back (empty, a space, `: `) is quoted as a
+    JSON string: `annotations[""]`."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _plain(part):
+            text += f".{part}" if text else part
+        else:
+            from pyoci.jsonfast import dumps  # only on an error's path
+
+            text += f"[{dumps(part)}]"
     return text

@@ -231,6 +231,9 @@ class Rlimit:
         if self.type not in RLIMITS:
             raise PyociError(f"{path}.type: unknown rlimit type {self.type!r}")
         self.resource = RLIMITS[self.type]
+        for key in ("soft", "hard"):  # REQUIRED: taken as 0, a missing one would cripple
+            if raw.get(key) is None:
+                raise PyociError(f"{path}.{key}: is required")
         self.soft: int = _int(raw, "soft", f"{path}.soft", 0, 0, 2**64 - 1)  # type: ignore[assignment]
         self.hard: int = _int(raw, "hard", f"{path}.hard", 0, 0, 2**64 - 1)  # type: ignore[assignment]
         if self.soft > self.hard:
@@ -280,7 +283,7 @@ class Process:
         caps = _obj(raw, "capabilities", f"{path}.capabilities")
         self.capabilities: dict[str, list[int]] | None = {} if caps else None
         for set_name in caps:
-            p = f"{path}.capabilities.{set_name}"
+            p = rules.dotted((*path.split("."), "capabilities", set_name))
             if set_name not in CAP_SETS:
                 raise PyociError(
                     f"{p}: unknown capability set (expected one of {', '.join(CAP_SETS)})"
@@ -421,7 +424,7 @@ class Spec:
         ]
         self.annotations: dict[str, str] = _obj(raw, "annotations", "annotations")
         for key, value in self.annotations.items():
-            _expect(value, str, f"annotations.{key}", "a string")
+            _expect(value, str, rules.dotted(("annotations", key)), "a string")
         hooks = _obj(raw, "hooks", "hooks")
         self.hooks: dict[str, list[dict]] = {}
         for name in HOOK_NAMES:
@@ -437,6 +440,10 @@ class Spec:
                 self.hooks[name] = entries
         linux = _obj(raw, "linux", "linux")
         self.linux = linux
+        if linux.get("resources") is not None:
+            from pyoci import resourceshape
+
+            resourceshape.check(linux["resources"])
         self.namespaces = [
             Namespace(n, f"linux.namespaces[{i}]")
             for i, n in enumerate(_list(linux, "namespaces", "linux.namespaces"))
@@ -486,7 +493,7 @@ class Spec:
             )
         self.sysctl: dict[str, str] = _obj(linux, "sysctl", "linux.sysctl")
         for key, value in self.sysctl.items():
-            _expect(value, str, f"linux.sysctl.{key}", "a string")
+            _expect(value, str, rules.dotted(("linux", "sysctl", key)), "a string")
         self.time_offsets: dict[str, dict] = _obj(linux, "timeOffsets", "linux.timeOffsets")
         self.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
         policy = _obj(linux, "memoryPolicy", "linux.memoryPolicy")

@@ -156,14 +156,14 @@ class ContainerState:
     def abandoned(self, locked: bool = False) -> bool:
         """A create's state whose creator is gone: it holds the lock until it is done, so a
         free lock (or one the caller holds, `locked`) means it was killed half-way."""
-        return self.creating and (locked or not lock_held(self.dir))
+        return self.creating and (locked or self.locked or not lock_held(self.dir))
 
     def status(self, locked: bool = False) -> str:
         """Derived in one fixed order: creating (its creator alive, else stopped); gone →
         stopped; fifo and the init still waiting on it → created; frozen → paused; running.
         `locked`: the caller holds the container's lock (so it is not a creator's)."""
         if self.creating:
-            return "stopped" if self.abandoned(locked or self.locked) else CREATING
+            return "stopped" if self.abandoned(locked) else CREATING
         if not self.init_alive():
             return "stopped"
         # The fifo is unlinked by `start` right after it opened it, but a start killed in

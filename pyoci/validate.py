@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pyoci import rules
+from pyoci import jsonfast, rules
 from pyoci import spec as _spec
 from pyoci.errors import PyociError
 
@@ -62,7 +62,6 @@ PROC_NS_TYPES = {
 # Only these seccomp actions carry an errno (config-linux.md: any other MUST fail).
 ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NS_LINK = re.compile(r"([a-z_]+):\[[0-9]+\]\Z")
 
 
@@ -116,6 +115,9 @@ def _load_config(bundle: Path) -> tuple[Any, str | None]:
         return None, f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
     except UnicodeDecodeError as err:
         return None, f"config.json: invalid JSON: not UTF-8 text ({err.reason})"
+    except ValueError:  # an integer longer than int() takes (sys.get_int_max_str_digits)
+        err = jsonfast.long_integer_error(data.decode("utf-8", "replace"))
+        return None, f"config.json: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
 
 
 def _format(problem: Problem) -> str:
@@ -124,17 +126,9 @@ def _format(problem: Problem) -> str:
 
 
 def _format_path(parts: Iterable[str | int]) -> str:
-    """`("mounts", 3, "destination")` → `mounts[3].destination`; keys that are not identifiers
-    (annotations, sysctl names) are quoted: `linux.sysctl["net.ipv4.ip_forward"]`."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{json.dumps(part)}]"
-    return text or "(root)"
+    """`("mounts", 3, "destination")` → `mounts[3].destination`; a key that would not read
+    back is quoted: `annotations[""]` (pyoci.rules.dotted)."""
+    return rules.dotted(tuple(parts)) or "(root)"  # one spelling with `create`'s
 
 
 # --- schema layer ------------------------------------------------------------------------------

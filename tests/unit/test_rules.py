@@ -122,3 +122,12 @@ def test_ambient_warnings_name_the_capability() -> None:
 def test_dotted_paths() -> None:
     assert rules.dotted(("mounts", 3, "destination")) == "mounts[3].destination"
     assert rules.dotted(("linux", "sysctl", "vm.swappiness")) == "linux.sysctl.vm.swappiness"
+    # F10: a key that would not read back dotted is quoted, by create and validate alike
+    assert rules.dotted(("annotations", "")) == 'annotations[""]'
+    assert rules.dotted(("annotations", "a: b")) == 'annotations["a: b"]'
+    assert rules.dotted(("annotations", "a..b")) == 'annotations["a..b"]'
+    assert rules.dotted(("annotations", 'q"é')) == 'annotations["q\\"\\u00e9"]'
+    assert rules.dotted(("linux", "resources", "unified", "memory.max")) == (
+        "linux.resources.unified.memory.max"
+    )
+    assert rules.dotted(()) == ""

@@ -214,6 +214,37 @@ CASES = [
                               {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
                               {"type": "RLIMIT_CORE", "soft": 2, "hard": 2}]),
      "process.rlimits[2].type: RLIMIT_CORE duplicated (also at process.rlimits[0])"),
+    # F13: REQUIRED (taken as 0 they made the init fail with "Too many open files")
+    (config(process__rlimits=[{"type": "RLIMIT_NOFILE", "hard": 5}]),
+     "process.rlimits[0].soft: is required"),
+    (config(process__rlimits=[{"type": "RLIMIT_NOFILE", "soft": 5, "hard": None}]),
+     "process.rlimits[0].hard: is required"),
+    # F10: keys that would not read back are quoted, as validate does (rules.dotted)
+    (config(annotations={"": None}), 'annotations[""]: must be a string, not null'),
+    (config(annotations={"a: b": 1}), 'annotations["a: b"]: must be a string, not a number'),
+    (config(process__capabilities={"": []}),
+     'process.capabilities[""]: unknown capability set (expected one of bounding, effective, '
+     "inheritable, permitted, ambient)"),
+    # F12: linux.resources is type-checked before anything is applied (resourceshape.py)
+    (config(linux={"resources": {"pids": {"limit": "12"}}}),
+     "linux.resources.pids.limit: must be an integer, not a string"),
+    (config(linux={"resources": {"pids": {"limit": []}}}),
+     "linux.resources.pids.limit: must be an integer, not an array"),
+    (config(linux={"resources": {"memory": {"limit": 1.5}}}),
+     "linux.resources.memory.limit: must be an integer, not a number"),
+    (config(linux={"resources": {"cpu": {"cpus": 3}}}),
+     "linux.resources.cpu.cpus: must be a string, not an integer"),
+    (config(linux={"resources": {"devices": [{"allow": "yes"}]}}),
+     "linux.resources.devices[0].allow: must be a boolean, not a string"),
+    (config(linux={"resources": {"blockIO": {"throttleReadBpsDevice": [{"rate": True}]}}}),
+     "linux.resources.blockIO.throttleReadBpsDevice[0].rate: must be an integer, not a boolean"),
+    (config(linux={"resources": {"unified": {"memory.max": 5}}}),
+     "linux.resources.unified.memory.max: must be a string, not an integer"),
+    (config(linux={"resources": {"rdma": {"mlx 5": {"hcaHandles": "x"}}}}),
+     'linux.resources.rdma["mlx 5"].hcaHandles: must be an integer, not a string'),
+    (config(linux={"resources": {"hugepageLimits": {}}}),
+     "linux.resources.hugepageLimits: must be an array, not an object"),
+    (config(linux={"resources": []}), "linux.resources: must be an object, not an array"),
     (config(process__oomScoreAdj=1001), "process.oomScoreAdj: 1001 is out of range [-1000, 1000]"),
     (config(process__noNewPrivileges=1),
      "process.noNewPrivileges: must be a boolean, not a number"),
@@ -395,6 +426,14 @@ def test_relative_mount_destination_is_read_from_the_root(tmp_path: Path) -> Non
 def test_load_names_line_and_column_of_bad_json(tmp_path: Path) -> None:
     bundle_with(tmp_path, '{\n  "ociVersion": ,\n}')
     assert load_error(tmp_path) == "config.json: invalid JSON at line 2 column 17: Expecting value"
+
+
+def test_load_names_where_an_integer_is_too_long(tmp_path: Path) -> None:
+    """F9: int() refuses more than 4,300 digits; said as JSON's error, at that integer."""
+    bundle_with(tmp_path, '{"ociVersion": "' + "1" * 5000 + '",\n "x": ' + "9" * 5000 + "}")
+    assert load_error(tmp_path) == (
+        "config.json: invalid JSON at line 2 column 7: an integer of 5000 digits (at most 4300)"
+    )
 
 
 def test_load_refuses_bytes_that_are_not_utf8(tmp_path: Path) -> None:

@@ -175,11 +175,62 @@ def test_running(container: ContainerState) -> None:
     assert container.init_alive()
 
 
-def test_created_while_exec_fifo_exists(container: ContainerState) -> None:
+@pytest.fixture
+def waiting(container: ContainerState, sleeper) -> ContainerState:
+    """`container` whose init is named as a created one waiting on exec.fifo."""
+    child = sleeper(state.WAITING_INIT_COMM.decode())
+    container.data["pid"] = child.pid
+    container.data["pidStartTime"] = proc_start_time(child.pid)
+    return container
+
+
+def test_created_while_exec_fifo_exists(waiting: ContainerState) -> None:
+    os.mkfifo(waiting.fifo_path)
+    assert waiting.status() == "created"
+    os.unlink(waiting.fifo_path)
+    assert waiting.status() == "running"
+
+
+def test_running_once_the_init_went_on_though_the_fifo_is_left(container) -> None:
+    """F3: a start killed after the init took exec.fifo's byte leaves the fifo; the init runs
+    the program (its name is not the waiting init's): running, not created."""
     os.mkfifo(container.fifo_path)
-    assert container.status() == "created"
-    os.unlink(container.fifo_path)
     assert container.status() == "running"
+
+
+# --- a create not finished (or abandoned: its creator died) -------------------------------------
+def creating_state(root: Path) -> ContainerState:
+    (root / "c1").mkdir(parents=True)
+    st = ContainerState(str(root), state.incomplete("c1"))
+    st.save()
+    return st
+
+
+def test_creating_while_its_creator_holds_the_lock(tmp_path: Path) -> None:
+    st = creating_state(tmp_path)
+    assert st.status() == "stopped"  # no lock file: nobody holds it
+    lock = state.Lock(st.dir)
+    try:
+        assert state.lock_held(st.dir)
+        assert st.status() == "creating" and not st.abandoned()
+        assert st.oci_state()["status"] == "creating" and st.oci_state()["pid"] == 0
+        st.locked = True  # the caller is the one holding it (a delete): the creator is gone
+        assert st.status() == "stopped" and st.abandoned()
+    finally:
+        lock.release()
+    st.locked = False
+    assert not state.lock_held(st.dir)
+    assert st.status() == "stopped" and st.abandoned()
+
+
+def test_a_dir_without_state_json_loads_as_a_create(tmp_path: Path) -> None:
+    """F6: what a create killed before its first write, or a delete killed after its last
+    unlink, leaves: `state` can tell it, `delete` can remove it; `list` leaves it out."""
+    (tmp_path / "c1").mkdir()
+    st = state.load(str(tmp_path), "c1")
+    assert st.creating and st.status() == "stopped"
+    assert st.oci_state()["pid"] == 0
+    assert state.list_ids(str(tmp_path)) == []
 
 
 @pytest.mark.parametrize(
@@ -195,7 +246,8 @@ def test_paused_by_the_freezer_file(container, tmp_path: Path, content, status) 
     assert container.status() == status
 
 
-def test_created_is_said_before_paused(container, tmp_path: Path) -> None:
+def test_created_is_said_before_paused(waiting, tmp_path: Path) -> None:
+    container = waiting
     (tmp_path / "freezer").write_text("FROZEN")
     container.data["freezerPath"] = str(tmp_path / "freezer")
     os.mkfifo(container.fifo_path)
@@ -279,9 +331,9 @@ GOOD = {"id": "c1", "pid": 5, "bundle": "/b", "rootfs": "/r", "created": "t"}
 def test_load_refuses_a_corrupt_state_in_one_line(tmp_path: Path, document, problem) -> None:
     (tmp_path / "c1").mkdir()
     (tmp_path / "c1" / "state.json").write_text(document)
-    assert error_of(state.load, str(tmp_path), "c1").msg == (
-        f'container "c1": corrupt state file {tmp_path}/c1/state.json: {problem}'
-    )
+    err = error_of(state.load, str(tmp_path), "c1")
+    assert err.msg == f'container "c1": corrupt state file {tmp_path}/c1/state.json: {problem}'
+    assert isinstance(err, state.CorruptState)  # what delete --force still removes (F5)
 
 
 def test_load_refuses_invalid_json(tmp_path: Path) -> None:
@@ -334,11 +386,7 @@ def test_lock_existing(tmp_path: Path) -> None:
     assert error_of(state.lock_existing, str(tmp_path), "c1").msg == (
         'container "c1" does not exist'
     )
-    (tmp_path / "c1").mkdir()  # a create still running: no state.json yet
-    assert error_of(state.lock_existing, str(tmp_path), "c1").msg == (
-        'container "c1" does not exist'
-    )
-    (tmp_path / "c1" / "state.json").write_text("{}")
+    (tmp_path / "c1").mkdir()  # no state.json: an abandoned create's (a live one holds it)
     lock = state.lock_existing(str(tmp_path), "c1")
     assert lock.fd >= 0
     lock.release()
