@@ -290,7 +290,14 @@ def do_mount(root_fd: int, op: MountOp) -> None:
         mount_cgroupfs(root_fd, op)
         return
     keep_mode = _covered_dir_mode(root_fd, op)
-    target_fd = make_in_root(root_fd, op.destination, is_file=op.is_bind and op.is_file)
+    try:
+        target_fd = make_in_root(root_fd, op.destination, is_file=op.is_bind and op.is_file)
+    except OSError as err:  # a mount point that cannot be made: a read-only rootfs, a file
+        raise PyociError(
+            f"{op.path}.destination: creating {op.destination} in the rootfs: "
+            f"{(err.strerror or str(err)).lower()}",
+            err.errno or 0,
+        ) from None
     try:
         target = fd_path(target_fd)
         data = ",".join(op.data) or None
