@@ -6,8 +6,9 @@ joins them, user namespace first and mount namespace last (setns into a mount na
 moves the root and cwd to the container's root, so no chroot is needed); the pid and time
 namespaces only apply to children, hence the second fork. The new process gets the container's
 process settings (rlimits, user, capabilities, no_new_privs) unless the exec overrides them,
-and reports a failure over the socket; a successful execve closes the socket (CLOEXEC), which
-is how the parent knows it started.
+and reports a failure over the socket; pyoci-exec, its last step, says EXEC there right before
+the program's execve, which closes the socket (CLOEXEC): EOF after EXEC is how the parent knows
+the program started (EOF without it, the process died before: not started).
 """
 
 from __future__ import annotations
@@ -292,7 +293,12 @@ def _stage2(plan: ExecPlan, sock) -> None:
         # Never from Python straight into a container file (pyoci.linux.exechelper).
         faults.point("exec:execve")
         exechelper.exec_through(
-            plan.helper_fd, exec_path, proc.args, plan.env, seccomp=plan.seccomp_program
+            plan.helper_fd,
+            exec_path,
+            proc.args,
+            plan.env,
+            seccomp=plan.seccomp_program,
+            status_fd=sock.fileno(),  # EXEC right before the program's execve (spawn)
         )
     except BaseException as err:  # noqa: BLE001
         process.send_error(sock, err)
@@ -333,13 +339,21 @@ def spawn(plan: ExecPlan) -> int:
         os.close(v2_fd)
     child_sock.close()
     plan.close()
+    from pyoci.linux import exechelper
+
+    execed = False
     try:
         faults.point("exec:fork")
         while True:
             message = parent_sock.recv(65536)
             if not message:
-                break  # every copy of the child end is closed: execve succeeded
-            if message.startswith(process.PID + b" "):
+                break  # every copy of the child end is closed: an execve, or a death
+            if message == exechelper.EXEC:
+                execed = True  # pyoci-exec's last step: its EOF is now the program's execve
+            elif message.startswith(exechelper.FAILED):
+                text = message[len(exechelper.FAILED) :].decode(errors="replace").strip()
+                raise PyociError(text.removeprefix("pyoci: "))
+            elif message.startswith(process.PID + b" "):
                 pid = int(message.split()[1])
                 faults.point("exec:PID-received")
                 os.waitpid(stage1, 0)
@@ -360,4 +374,8 @@ def spawn(plan: ExecPlan) -> int:
         parent_sock.close()
     if not pid:
         raise PyociError("exec: the process did not start")
+    if not execed:
+        # The socket closed without EXEC: the process died before its program's execve
+        # (killed, or an error that could not be sent). Not a started process.
+        raise PyociError(f"exec: process {pid} exited before it started the program")
     return pid

@@ -13,16 +13,20 @@
  * It also does what is left of `create` after READY: wait on exec.fifo until `start`, so the
  * process waiting in a `created` container is this small program, not an interpreter.
  *
- *   pyoci-exec FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]     (environment: the user process's)
+ *   pyoci-exec FIFO_FD SECCOMP INIT STATUS PATH ARG0 [ARG...]  (environment: the user process's)
  *
  * FIFO_FD is "-" or the number of an O_PATH fd on exec.fifo: reopen it for writing through
  * /proc/self/fd (blocks until `start` opens it for reading), write "0", close it. SECCOMP is
  * "-" or "FD:FLAGS": an fd holding a compiled seccomp program (struct sock_filter[], as
  * libseccomp exports it) to load with seccomp(2) and those filter flags as the very last step
  * (with no_new_privs: the filter then only has to allow execve). INIT is "-" or "init": stay
- * as the container's PID 1, fork the program and reap (`run_init`). Then execve PATH with
- * ARG0... and the environment as given. Errors go to stderr as one `pyoci:` line and end in
- * the exit codes a shell uses (127 not found, 126 not executable).
+ * as the container's PID 1, fork the program and reap (`run_init`). STATUS is "-" or the fd
+ * of `exec`'s socket to its parent: "EXEC" is sent on it right before the final execve,
+ * which closes it (it is made close-on-exec then); an error goes there as "FAILED <line>"
+ * instead of to stderr. So the parent takes its EOF for a started program only after "EXEC"
+ * (a process killed before has sent none). Then execve PATH with ARG0... and the environment
+ * as given. Errors go to stderr as one `pyoci:` line and end in the exit codes a shell uses
+ * (127 not found, 126 not executable).
  *
  * No libc: a few raw syscalls keep the binary a few KB (it is copied into a memfd for every
  * container) and its resident size tiny while it waits.
@@ -46,6 +50,7 @@ typedef long ssize_t;
 #define NR_prctl 157
 #define NR_exit_group 231
 #define NR_openat 257
+#define NR_fcntl 72
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
 {
 	long ret;
@@ -72,6 +77,7 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define NR_execve 221
 #define NR_exit_group 94
 #define NR_openat 56
+#define NR_fcntl 25
 #define NR_prctl 167
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
 {
@@ -109,22 +115,29 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define WNOHANG 1
 #define EINTR 4
 #define SECCOMP_SET_MODE_FILTER 1
+#define F_SETFD 2
+#define FD_CLOEXEC 1
 
-static size_t len(const char *s)
-{
-	size_t n = 0;
-	while (s[n])
-		n++;
-	return n;
-}
+/* STATUS (see above), or -1. An error line is gathered in `line` and written once, on
+ * `leave`: to STATUS as one message (a SOCK_SEQPACKET keeps it whole), else to stderr. */
+static long status_fd = -1;
+static char line[600] = "FAILED ";
+static volatile size_t line_len = 7;
 
 static void put(const char *s)
 {
-	sys6(NR_write, 2, (long)s, (long)len(s), 0, 0, 0);
+	for (; *s && line_len < sizeof(line); s++)
+		line[line_len++] = *s;
 }
 
 static __attribute__((noreturn)) void leave(int code)
 {
+	if (line_len > 7) {
+		if (status_fd >= 0)
+			sys6(NR_write, status_fd, (long)line, (long)line_len, 0, 0, 0);
+		else
+			sys6(NR_write, 2, (long)line + 7, (long)line_len - 7, 0, 0, 0);
+	}
 	for (;;)
 		sys6(NR_exit_group, code, 0, 0, 0, 0, 0);
 }
@@ -278,6 +291,10 @@ static __attribute__((noreturn)) void exec_user(char **argv, char **envp, const 
 
 	if (!is_dash(seccomp))
 		load_seccomp(seccomp);
+	if (status_fd >= 0) {
+		sys6(NR_write, status_fd, (long)"EXEC", 4, 0, 0, 0);
+		sys6(NR_fcntl, status_fd, F_SETFD, FD_CLOEXEC, 0, 0, 0);
+	}
 	err = -sys6(NR_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0, 0, 0);
 	fail("exec", argv[1], err, err == 13 ? 126 : 127);
 }
@@ -325,9 +342,17 @@ static __attribute__((noreturn)) void run_init(char **argv, char **envp, const c
 
 int helper_main(long argc, char **argv, char **envp)
 {
-	if (argc < 6) {
-		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]\n");
+	if (argc < 7) {
+		put("pyoci: pyoci-exec: usage: pyoci-exec FIFO_FD SECCOMP INIT STATUS PATH ARG0 "
+		    "[ARG...]\n");
 		leave(2);
+	}
+	if (!is_dash(argv[4])) {
+		status_fd = parse_fd(argv[4]);
+		if (status_fd < 0) {
+			put("pyoci: pyoci-exec: STATUS must be - or an fd number\n");
+			leave(2);
+		}
 	}
 	if (!is_dash(argv[1])) {
 		long fifo_fd = parse_fd(argv[1]);
@@ -344,9 +369,9 @@ int helper_main(long argc, char **argv, char **envp)
 		/* Not the waiting init's name: `state` takes a live "pyoci:[2:INIT]" for one that
 		 * still waits on exec.fifo. */
 		sys6(NR_prctl, PR_SET_NAME, (long)"pyoci:[init]", 0, 0, 0, 0);
-		run_init(argv + 4, envp, argv[2]);
+		run_init(argv + 5, envp, argv[2]);
 	}
-	exec_user(argv + 4, envp, argv[2]);
+	exec_user(argv + 5, envp, argv[2]);
 }
 
 /* The entry point: the kernel leaves argc, argv and envp on the stack. */

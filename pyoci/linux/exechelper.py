@@ -50,11 +50,22 @@ def sealed_copy() -> int:
     return fd
 
 
+# What pyoci-exec sends on STATUS (exec's socket): right before its final execve, and
+# instead of its error line on stderr.
+EXEC = b"EXEC"
+FAILED = b"FAILED "
+
+
 def helper_argv(
-    path: str, args: list[str], fifo: str = "-", seccomp: str = "-", init: bool = False
+    path: str,
+    args: list[str],
+    fifo: str = "-",
+    seccomp: str = "-",
+    init: bool = False,
+    status: str = "-",
 ) -> list[str]:
-    """pyoci-exec's command line (exechelper.c): FIFO_FD SECCOMP INIT PATH ARG0 [ARG...]."""
-    return ["pyoci-exec", fifo, seccomp, "init" if init else "-", path, *args]
+    """pyoci-exec's command line (exechelper.c): FIFO_FD SECCOMP INIT STATUS PATH ARG0..."""
+    return ["pyoci-exec", fifo, seccomp, "init" if init else "-", status, path, *args]
 
 
 def exec_through(
@@ -65,19 +76,25 @@ def exec_through(
     fifo_fd: int = -1,
     seccomp: tuple[int, int] | None = None,
     init: bool = False,
+    status_fd: int = -1,
 ) -> None:
     """execve the helper, which waits on exec.fifo (`fifo_fd`, an O_PATH fd, or -1 for no
     wait), loads the seccomp program (`seccomp`: its fd and filter flags, or None) and then
     execs `path`; with `init`, it stays PID 1 (forwarding signals, reaping) and forks the
-    program. Never returns."""
-    fifo_arg = seccomp_arg = "-"
+    program; with `status_fd` (exec's socket) it says EXEC there before the execve, or its
+    error (see exechelper.c). Never returns."""
+    fifo_arg = seccomp_arg = status_arg = "-"
     if fifo_fd >= 0:
         os.set_inheritable(fifo_fd, True)
         fifo_arg = str(fifo_fd)
     if seccomp is not None:
         os.set_inheritable(seccomp[0], True)
         seccomp_arg = f"{seccomp[0]}:{seccomp[1]}"
+    if status_fd >= 0:
+        os.set_inheritable(status_fd, True)
+        status_arg = str(status_fd)
     try:
-        os.execve(helper_fd, helper_argv(path, args, fifo_arg, seccomp_arg, init), env)
+        argv = helper_argv(path, args, fifo_arg, seccomp_arg, init, status_arg)
+        os.execve(helper_fd, argv, env)
     except OSError as err:
         raise PyociError(f"exec: the exec helper: {err.strerror.lower()}", err.errno) from None

@@ -70,6 +70,29 @@ def test_exec_detach_writes_pid_file(pyoci, bundle, new_id, tmp_path):
     pyoci.assert_nothing_left()
 
 
+def test_exec_whose_final_execve_fails_is_no_success(pyoci, bundle, new_id, tmp_path):
+    """An executable file the kernel cannot run (no format it knows) passes the lookup and
+    fails only at pyoci-exec's execve, after the socket used to close. F16: `exec --detach`
+    then said success and wrote the pid file; now pyoci-exec sends its error line on the
+    socket: one line, exit 1, no pid file."""
+    b = bundle(["sleep", "1000"], private=True)
+    garbage = b.rootfs / "garbage"
+    garbage.write_bytes(b"\x00\x01 not a program\n")
+    garbage.chmod(0o755)
+    cid = new_id()
+    assert pyoci.run(b, cid, "--detach").returncode == 0
+    pid_file = tmp_path / "exec.pid"
+    for detach in (["--detach", "--pid-file", str(pid_file)], []):
+        result = pyoci("exec", *detach, cid, "/garbage")
+        assert result.returncode == 1, (detach, result)
+        assert result.stderr == 'pyoci: exec: "/garbage": exec format error\n', result.stderr
+    assert not pid_file.exists()
+    assert pyoci("exec", "--detach", "--pid-file", str(pid_file), cid, "true").returncode == 0
+    assert pid_file.exists()
+    pyoci("delete", "--force", cid)
+    pyoci.assert_nothing_left()
+
+
 def test_exec_cap_adds_a_capability(pyoci, bundle, new_id):
     cid = _running(pyoci, bundle, new_id)
     plain = pyoci("exec", cid, "grep", "CapEff", "/proc/self/status").stdout.split()[1]

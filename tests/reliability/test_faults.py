@@ -140,15 +140,13 @@ FAIL_SAYS = {
 # - found F4: delete interrupted between the unlink of state.json and the rmdir: the rest of
 #   the dir invisible, the id taken. Fixed with F1: a dir without state.json is understood
 #   (statelib.incomplete) and removed by delete.
-# Still open, strict: a fix turns them into XPASS, which fails, so the marker goes with it.
-F16 = (
-    "F16: exec --detach exits 0 and writes the pid file when the process died before its "
-    "execve: the socket's EOF is taken for a successful exec"
-)
-KNOWN: dict[tuple[str, str], str] = {
-    ("exec-detached/exec:stage2", "kill"): F16,
-    ("exec-detached/exec:execve", "kill"): F16,
-}
+# - found F16: exec --detach exited 0 and wrote the pid file when the process died before
+#   its execve (the socket's EOF taken for a successful exec). Fixed by: pyoci-exec sends
+#   EXEC on the socket right before the program's execve (or its error line), and only an
+#   EOF after EXEC counts (pyoci/execute.py spawn, pyoci/linux/exechelper.c).
+# Cases still failing would be listed here, (kind/)point and action → the finding, as strict
+# xfails: a fix turns them into XPASS, which fails, so the marker goes with the fix.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _params():
