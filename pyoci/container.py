@@ -262,11 +262,12 @@ class Container:
             net=net,
         )
         try:
-            st.save()  # the early state: what `state` and `delete` know of a half-made one
+            # No state.json yet: the dir alone reads as a create's (statelib.incomplete).
             faults.point("create:state-dir")
 
             def checkpoint(recovery: dict) -> None:
-                """What an abandoned create's `delete` must undo, once it exists."""
+                """The early state.json ("creating"): what an abandoned create's `delete`
+                must undo, written once it exists (Creator._record)."""
                 data.update(recovery)
                 st.save()
 
@@ -282,8 +283,8 @@ class Container:
             # Its own pid namespace, if it has one: what tells its processes from a host
             # process someone put in its cgroup (`_is_own`).
             pidns = _pid_namespace(pid) if spec.has_new("pid") else None
-            data.pop("status")
-            data.pop("hostMountsBefore", None)
+            for early in ("status", "hostMountsBefore", "cgroupPlanned"):
+                data.pop(early, None)
             data |= {
                 "pid": pid,
                 "pidStartTime": start_time,
@@ -375,6 +376,8 @@ class Container:
                 f'cannot start container "{self.id}": its process has exited'
             ) from None
         try:
+            mark = os.path.join(self._state.dir, statelib.START_MARK)  # see state.status()
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             os.close(pidfd)
@@ -726,6 +729,12 @@ class Container:
                 )
         faults.point("delete:cgroup")
         self._remove_cgroup(force, log)
+        if abandoned and not self._state.data.get("cgroup"):
+            for directory in self._state.data.get("cgroupPlanned") or []:
+                try:  # killed between the mkdir and its record: empty, or not ours
+                    os.rmdir(directory)
+                except OSError:
+                    pass
         faults.point("delete:mounts")
         if self._state.data.get("hostMounts"):
             from pyoci.linux import hostmounts

@@ -189,8 +189,8 @@ class Creator:
         from pyoci.linux import resources
 
         manager, spec = self.cgroup, self.spec
+        self._record(planned=True)
         if manager is None:
-            self._record()
             return b""
         try:
             manager.create()
@@ -209,17 +209,22 @@ class Creator:
         faults.point("create:cgroup-limits")
         return deferred[0] if deferred else b""
 
-    def _record(self) -> None:
+    def _record(self, planned: bool = False) -> None:
         """Into the early state (Container.create): what a `delete` of this create, were it
-        killed from here on, must undo: the cgroup it made, the host's mounts under the
-        rootfs before it, the network lease. Nothing to add: no write."""
+        killed from here on, must undo. `planned`, before the cgroup is made: its directories
+        (empty ones are removed: until the cgroup is recorded made, no process of ours is in
+        it), the host's mounts under the rootfs before it, the network lease; then the cgroup
+        as made. Nothing to add: no write."""
         recovery: dict = {}
-        if self.cgroup is not None:
+        if not planned:
             recovery["cgroup"] = self.cgroup.to_state()
-        if self.mounts_before is not None:
-            recovery["hostMountsBefore"] = sorted(self.mounts_before)
-        if self.network is not None:
-            recovery["network"] = self.network_state()
+        else:
+            if self.cgroup is not None:
+                recovery["cgroupPlanned"] = self.cgroup.all_dirs()
+            if self.mounts_before is not None:
+                recovery["hostMountsBefore"] = sorted(self.mounts_before)
+            if self.network is not None:
+                recovery["network"] = self.network_state()
         if recovery and self.checkpoint is not None:
             self.checkpoint(recovery)
 

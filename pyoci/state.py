@@ -22,6 +22,9 @@ FIFO_FILE = "exec.fifo"
 # state: with the lock held that is true; once its creator died (the lock is free) the create
 # was abandoned, and `delete` undoes what it recorded (`ContainerState.abandoned`).
 CREATING = "creating"
+# Made by `start` before it opens exec.fifo: a fifo still there afterwards may have been
+# taken by the init (a start killed before the unlink), and then the init's name tells.
+START_MARK = "start"
 # What a created init calls itself while it waits on exec.fifo (pyoci.process, pyoci-exec).
 WAITING_INIT_COMM = b"pyoci:[2:INIT]"
 
@@ -166,9 +169,12 @@ class ContainerState:
             return "stopped" if self.abandoned(locked) else CREATING
         if not self.init_alive():
             return "stopped"
-        # The fifo is unlinked by `start` right after it opened it, but a start killed in
-        # between leaves it while the init runs on: the init's name says it still waits.
-        if os.path.exists(self.fifo_path) and _comm(self.pid) == WAITING_INIT_COMM:
+        # A start killed after it opened exec.fifo (START_MARK made) and before the unlink
+        # leaves the fifo while the init runs on: then the init's name says if it still waits.
+        if os.path.exists(self.fifo_path) and (
+            not os.path.exists(os.path.join(self.dir, START_MARK))
+            or _comm(self.pid) == WAITING_INIT_COMM
+        ):
             return "created"
         if self._frozen():
             return "paused"

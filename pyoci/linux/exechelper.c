@@ -348,6 +348,9 @@ int helper_main(long argc, char **argv, char **envp)
 		leave(2);
 	}
 	if (!is_dash(argv[4])) {
+		/* Holding exec's socket: no /proc/PID/fd for the container (the memfd is not
+		 * readable, which already made us so unless we hold a DAC capability). */
+		sys6(NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0, 0);
 		status_fd = parse_fd(argv[4]);
 		if (status_fd < 0) {
 			put("pyoci: pyoci-exec: STATUS must be - or an fd number\n");

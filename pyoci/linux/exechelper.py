@@ -42,6 +42,10 @@ def sealed_copy() -> int:
 
             seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            # Executable, not readable: a process exec'ing a file it cannot read is born not
+            # dumpable (the kernel's would_dump), so a container process without the DAC
+            # capabilities never sees the helper's fds (exec's socket: STATUS) in /proc/PID.
+            os.fchmod(fd, 0o111)
         except BaseException:
             os.close(fd)
             raise

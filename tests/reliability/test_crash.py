@@ -2,10 +2,12 @@
 dir leaves something `state`, `list` and `delete` understand (state.json is written whole or
 not at all); a container whose init died while no pyoci ran reads stopped.
 
-The writes of a state dir, in order: mkdir (create), mkfifo exec.fifo, the lock file, the
-temp state file, its rename to state.json, the pid file; unlink of exec.fifo (start); the temp
-file and rename again (update); the unlinks and the rmdir (delete). A fault point sits between
-each two (pyoci/faults.py).
+The writes of a state dir, in order: mkdir and the lock file (create, which holds the lock
+from then on), the early state ("creating": a temp file and its rename to state.json, before
+and after the cgroup is made), mkfifo exec.fifo, the final state (temp file, rename), the pid
+file; the start mark and the unlink of exec.fifo (start); the temp file and rename again
+(update); the unlinks and the rmdir (delete). A fault point sits between each two
+(pyoci/faults.py).
 """
 
 from __future__ import annotations

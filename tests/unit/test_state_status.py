@@ -192,10 +192,21 @@ def test_created_while_exec_fifo_exists(waiting: ContainerState) -> None:
 
 
 def test_running_once_the_init_went_on_though_the_fifo_is_left(container) -> None:
-    """F3: a start killed after the init took exec.fifo's byte leaves the fifo; the init runs
-    the program (its name is not the waiting init's): running, not created."""
+    """F3: a start killed after the init took exec.fifo's byte leaves the fifo (and its start
+    mark); the init runs the program (its name is not the waiting init's): running. Without
+    the mark no start ever opened the fifo: created, whatever the init is called yet (it is
+    named only once it waits)."""
     os.mkfifo(container.fifo_path)
+    assert container.status() == "created"
+    (Path(container.dir) / state.START_MARK).write_bytes(b"")
     assert container.status() == "running"
+
+
+def test_created_while_a_start_opens_the_fifo(waiting) -> None:
+    """The mark is there but the init (named as one waiting) has not gone on: created."""
+    os.mkfifo(waiting.fifo_path)
+    (Path(waiting.dir) / state.START_MARK).write_bytes(b"")
+    assert waiting.status() == "created"
 
 
 # --- a create not finished (or abandoned: its creator died) -------------------------------------
