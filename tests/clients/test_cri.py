@@ -145,9 +145,11 @@ def rpc_error(call: Callable[[], object]) -> dict:
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
+# The trap first: the test stops the container once resolv.conf is printed, and a TERM that
+# came before the trap would be ignored by this PID 1 (then killed after the grace period).
 MAIN = (
-    "echo started; hostname; cat /etc/resolv.conf; echo bye > /dev/termination-log;"
-    " trap 'echo got-TERM; exit 0' TERM; while :; do sleep 0.1; done"
+    "trap 'echo got-TERM; exit 0' TERM; echo started; hostname; cat /etc/resolv.conf;"
+    " echo bye > /dev/termination-log; while :; do sleep 0.1; done"
 )
 
 
