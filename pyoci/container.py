@@ -783,15 +783,24 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
                 "(a cgroupsPath, host mounts or a network it had are not known)"
             )
         if os.geteuid() == 0:
+            from _signal import pidfd_send_signal
+
             from pyoci.linux.cgroups import Manager
 
             cgroup = Manager.for_container(None, container_id, False)
             cgroup.made = cgroup.all_dirs()  # its own directories only, not /pyoci
             for pid in cgroup.pids():
+                try:  # pinned, then still in the cgroup: never a pid reused meanwhile
+                    pidfd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    continue
                 try:
-                    os.kill(pid, 9)
+                    if cgroup.holds(pid):
+                        pidfd_send_signal(pidfd, 9)
                 except ProcessLookupError:
                     pass
+                finally:
+                    os.close(pidfd)
             for pid in cgroup.pids():
                 wait_exit(pid, timeout=10)
             try:

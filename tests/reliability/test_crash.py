@@ -173,6 +173,21 @@ def test_corrupt_state_file(rel, content):
     rel.assert_clean()
 
 
+def test_corrupt_state_of_a_running_container(rel):
+    """Its processes are found where pyoci puts them by default (the cgroup /pyoci/<id>):
+    delete --force kills them, removes the cgroup and the state dir, and warns."""
+    bundle = _bundle(rel)
+    cid = rel.new_id()
+    assert rel("run", "--detach", "--bundle", str(bundle), cid).returncode == 0
+    pid = rel.runner.state(cid)["pid"]
+    (rel.runner.root / cid / "state.json").write_bytes(b'{"id": ')
+    deleted = rel("delete", "--force", cid)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "corrupt state file" in deleted.stderr and "warning" in deleted.stderr.lower()
+    assert not pid_alive(pid)
+    rel.assert_clean()
+
+
 @pytest.mark.parametrize("files", [(), ("lock",), ("lock", "exec.fifo")], ids=str)
 def test_state_dir_without_state_json(rel, files):
     """What an interrupted create or delete leaves: list ignores it, state says it does not
