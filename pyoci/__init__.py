@@ -2,13 +2,11 @@
 
 The public API is small: `Container` (the lifecycle), `Spec` (a parsed config.json), `load_spec`
 and `PyociError`. Names resolve lazily (module `__getattr__`), so `import pyoci` costs nothing
-a command does not use.
+a command does not use (nor a `__future__` import: see `pyoci.entry`).
 """
 
-from __future__ import annotations
-
 __all__ = ["Container", "PyociError", "Spec", "load_spec", "run"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # what `pyoci --version` reports
 # The runtime-spec version pyoci implements: what `state`, hooks, `features`, `spec` and
 # `--version` report. The one definition; everything else imports it.
 OCI_VERSION = "1.3.0"

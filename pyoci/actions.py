@@ -2,11 +2,9 @@
 
 Each handler is `(globals, options, args, log) -> exit code`; the parsers (`__main__` and
 `cli`) call them the same way. No lifecycle rule lives here: that is `container.py`'s job.
+(No `os` nor `__future__` import: see `pyoci.entry`.)
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
 from pyoci.errors import PyociError
@@ -15,7 +13,14 @@ from pyoci.errors import PyociError
 def _root(g: dict) -> str:
     from pyoci.state import default_root
 
-    return os.path.abspath(g["root"]) if g.get("root") else default_root()
+    root = g.get("root")
+    if not root:
+        return default_root()
+    if root[0] == "/" and "//" not in root and "/." not in root and root[-1] != "/":
+        return root  # already what abspath would return: no need to load os
+    import os
+
+    return os.path.abspath(root)
 
 
 def _print_json(value: object) -> None:

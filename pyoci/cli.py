@@ -1,6 +1,6 @@
 """The click CLI, built from the command table in `pyoci.commands`.
 
-`pyoci.__main__` parses ordinary command lines itself (click costs ~25 ms to import); it hands
+`pyoci.entry` parses ordinary command lines itself (click costs ~25 ms to import); it hands
 argv to this module for `--help`, `--version`, a missing command, or anything malformed, so
 users get click's help pages and usage errors. The callbacks call the same handlers.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from pyoci.commands import COMMANDS, GLOBAL_OPTS, Cmd, Opt
+from pyoci import OCI_VERSION, __version__
+from pyoci.commands import COMMANDS, GLOBAL_OPTS, Cmd, Opt, run_handler
 
 
 def _param(opt: Opt) -> click.Option:
@@ -41,8 +42,6 @@ def _command(cmd: Cmd) -> click.Command:
 
     @click.pass_context
     def callback(ctx: click.Context, **kwargs: object) -> None:
-        from pyoci.__main__ import run_handler
-
         positional = [kwargs.pop(name.replace("-", "_")) for name, _ in cmd.args]
         args = [str(a) for a in positional if a is not None]
         if cmd.rest:
@@ -55,7 +54,7 @@ def _command(cmd: Cmd) -> click.Command:
 
     # After the positional arguments of a command with a trailing command line (exec's
     # `ID CMD ARGS...`), every token is the command's, as for runc (Go's flag package stops
-    # at the first argument) and for the fast parser in pyoci.__main__.
+    # at the first argument) and for the fast parser in pyoci.entry.
     settings: dict = {"help_option_names": ["-h", "--help"]}
     if cmd.rest:
         settings["allow_interspersed_args"] = False
@@ -67,9 +66,7 @@ def _command(cmd: Cmd) -> click.Command:
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from pyoci.__main__ import SPEC_VERSION, VERSION
-
-    click.echo(f"pyoci version {VERSION}\nspec: {SPEC_VERSION}")
+    click.echo(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
     ctx.exit(0)
 
 

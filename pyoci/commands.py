@@ -1,13 +1,15 @@
 """The one table of pyoci's commands and flags, read by both command-line parsers.
 
 Why two parsers over one table: pyoci starts for every container operation and click costs
-~25 ms to import, about what runc takes for a whole `run`. `fastcli` parses argv from this
+~25 ms to import, about what runc takes for a whole `run`. `pyoci.entry` parses argv from this
 table without importing click; when argv asks for help or is malformed it hands over to
-`cli`, which builds click commands from the same table, so every flag is defined once and
-click gives the help text and usage errors.
+`pyoci.cli`, which builds click commands from the same table, so every flag is defined once
+and click gives the help text and usage errors. Both call a row's handler through
+`run_handler`, here so that neither parser imports the other. (No `__future__` import: see
+`pyoci.entry`.)
 """
 
-from __future__ import annotations
+import sys
 
 
 class Opt:
@@ -359,3 +361,35 @@ COMMANDS = (
 )
 
 COMMANDS_BY_NAME = {cmd.name: cmd for cmd in COMMANDS}
+
+
+def run_handler(g: dict, cmd: Cmd, o: dict, args: list[str]) -> int:
+    """Call the command's handler; turn a PyociError into one log line and exit 1."""
+    from pyoci.errors import PyociError
+    from pyoci.log import Logger
+
+    log = Logger(g.get("log"), g.get("log_format") or "text", bool(g.get("debug")))
+    problem = log.check()
+    if problem is not None:
+        sys.stderr.write(f"pyoci: {problem}\n")
+        return 1
+    if g.get("rootless") not in (None, "auto", "true", "false"):
+        log.error(f"--rootless: must be true, false or auto, not {g['rootless']!r}")
+        return 1
+    module_name, _, func_name = cmd.handler.partition(":")
+    try:
+        module = __import__(module_name, fromlist=[func_name])
+        return getattr(module, func_name)(g, o, args, log) or 0
+    except PyociError as err:
+        log.error(err.msg)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as err:  # noqa: BLE001 - never a traceback unless --debug
+        if g.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        return 1

@@ -5,11 +5,13 @@ rules live here, as the runtime spec states them (runtime.md "Operations"): `sta
 `created`; `kill` only of a created or running container; `delete` only of a stopped one
 unless forced. Where runc and crun are lenient (deleting a `created` container), pyoci follows
 the spec.
+
+`posix`, not `os`, and no `__future__` import: the short commands (`state`, `start`, `kill`,
+`delete`) load this module, and those two imports would cost them about as much as everything
+else they do (`pyoci.entry`). Only `create` and `exec`, which load `os` anyway, import it.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import time
 
 from pyoci import faults
@@ -73,20 +75,22 @@ def write_pid_file(path: str, pid: int) -> None:
     the pid file: the pid file's directory may be writable by others (/tmp), and root must not
     write through a symlink planted at a name it could guess. rename() replaces a link planted
     at the pid file's own name rather than following it."""
+    import os
+
     path = os.path.abspath(path)
     directory, name = os.path.split(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
     try:
-        tmp = os.path.join(directory, f".{name}.{os.urandom(8).hex()}.tmp")
-        fd = os.open(tmp, flags, 0o644)
+        tmp = os.path.join(directory, f".{name}.{posix.urandom(8).hex()}.tmp")
+        fd = posix.open(tmp, flags, 0o644)
         try:
-            os.write(fd, str(pid).encode())
+            posix.write(fd, str(pid).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
         try:
-            os.rename(tmp, path)
+            posix.rename(tmp, path)
         except OSError:
-            os.unlink(tmp)
+            posix.unlink(tmp)
             raise
     except OSError as err:
         reason = err.strerror.lower() if err.strerror else str(err)
@@ -96,7 +100,7 @@ def write_pid_file(path: str, pid: int) -> None:
 def _remove_state_dir(path: str) -> None:
     """The state dir holds only flat files we created; no shutil needed."""
     try:
-        names = os.listdir(path)
+        names = posix.listdir(path)
     except FileNotFoundError:
         return
     # state.json last: until the directory is gone, a delete killed half-way leaves a state
@@ -105,12 +109,12 @@ def _remove_state_dir(path: str) -> None:
     for name in names:
         faults.point(f"statedir:unlink:{name}")
         try:
-            os.unlink(os.path.join(path, name))
+            posix.unlink(f"{path}/{name}")
         except FileNotFoundError:
             pass
     faults.point("statedir:rmdir")
     try:
-        os.rmdir(path)
+        posix.rmdir(path)
     except FileNotFoundError:
         pass
     except OSError as err:
@@ -122,7 +126,7 @@ def _socket_activation(spec) -> int:
     """systemd socket activation, as runc does it: with LISTEN_FDS=N in our environment, fds
     3..3+N-1 go to the container (before the --preserve-fds ones) and the process is told
     LISTEN_FDS=N, LISTEN_PID=1. Returns N."""
-    value = os.environ.get("LISTEN_FDS", "")
+    value = posix.environ.get(b"LISTEN_FDS", b"").decode(errors="replace")
     if not value.isdigit() or int(value) == 0 or spec.process is None:
         return 0
     spec.process.env = [*spec.process.env, f"LISTEN_FDS={value}", "LISTEN_PID=1"]
@@ -132,7 +136,7 @@ def _socket_activation(spec) -> int:
 def _pid_namespace(pid: int) -> str | None:
     """`pid:[INODE]` of a process's pid namespace, or None once it is gone."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
+        return posix.readlink(f"/proc/{pid}/ns/pid")
     except OSError:
         return None
 
@@ -142,7 +146,7 @@ def wait_exit(pid: int, timeout: float | None = None) -> bool:
     import select
 
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         return True
     try:
@@ -150,18 +154,18 @@ def wait_exit(pid: int, timeout: float | None = None) -> bool:
         poller.register(pidfd, select.POLLIN)
         return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 class Container:
     """A container known to the state root `root`."""
 
-    def __init__(self, st: statelib.ContainerState) -> None:
+    def __init__(self, st: "statelib.ContainerState") -> None:
         self._state = st
 
     # --- lookup --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, root: str, container_id: str) -> Container:
+    def load(cls, root: str, container_id: str) -> "Container":
         return cls(statelib.load(root, container_id))
 
     @property
@@ -207,7 +211,7 @@ class Container:
         systemd_cgroup: bool = False,
         log=None,
         net: str | None = None,
-    ) -> Container:
+    ) -> "Container":
         """Set the container up and leave its init blocked until `start`.
 
         On any failure everything is undone: the init and stage 1 are killed and reaped (their
@@ -220,9 +224,9 @@ class Container:
         spec = speclib.load(bundle)
         preserve_fds += _socket_activation(spec)
         statelib.make_root(root)
-        state_dir = os.path.join(root, container_id)
+        state_dir = f"{root}/{container_id}"
         try:
-            os.mkdir(state_dir, 0o711)
+            posix.mkdir(state_dir, 0o711)
         except FileExistsError:
             raise PyociError(f'container "{container_id}" already exists') from None
         # Locked from the mkdir on, until create is done: `delete`, `kill` wait for it, and
@@ -370,17 +374,17 @@ class Container:
         # The pidfd first: once the fifo is open the init may run, exec, exit and be reaped
         # before we look at it, and a short-lived container is not a failed start.
         try:
-            pidfd = os.pidfd_open(self.pid)
+            pidfd = posix.pidfd_open(self.pid)
         except ProcessLookupError:
             raise PyociError(
                 f'cannot start container "{self.id}": its process has exited'
             ) from None
         try:
-            mark = os.path.join(self._state.dir, statelib.START_MARK)  # see state.status()
-            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            mark = f"{self._state.dir}/{statelib.START_MARK}"  # see state.status()
+            posix.close(posix.open(mark, posix.O_WRONLY | posix.O_CREAT | posix.O_CLOEXEC, 0o600))
+            fd = posix.open(fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except OSError:
-            os.close(pidfd)
+            posix.close(pidfd)
             raise
         try:
             poller = select.poll()
@@ -389,7 +393,7 @@ class Container:
             while True:
                 events = dict(poller.poll())
                 if fd in events:
-                    data = os.read(fd, 4096)
+                    data = posix.read(fd, 4096)
                     if data == b"0":
                         break
                     if data.startswith(b"E"):  # a startContainer hook failed in the init
@@ -397,12 +401,12 @@ class Container:
                 if pidfd in events:
                     raise PyociError(f'cannot start container "{self.id}": its process has exited')
         finally:
-            os.close(fd)
-            os.close(pidfd)
+            posix.close(fd)
+            posix.close(pidfd)
         # A start killed before this leaves the fifo of an init that went on: `state` then
         # goes by the init's name (ContainerState.status), and says running.
         faults.point("start:fifo-unlink")
-        os.unlink(fifo)
+        posix.unlink(fifo)
 
     # --- cgroup operations ---------------------------------------------------------------------
     def _require_cgroup(self, what: str):
@@ -579,7 +583,7 @@ class Container:
             pid = execute.spawn(plan)
         finally:
             if console_fd >= 0:
-                os.close(console_fd)
+                posix.close(console_fd)
         if pid_file:
             write_pid_file(pid_file, pid)
         if detach:
@@ -614,7 +618,7 @@ class Container:
         from _signal import pidfd_send_signal  # os/_signal: no ctypes on this hot path
 
         try:
-            pidfd = os.pidfd_open(self.pid)
+            pidfd = posix.pidfd_open(self.pid)
         except ProcessLookupError:
             raise PyociError(f'container "{self.id}": container not running') from None
         try:
@@ -627,7 +631,7 @@ class Container:
                 f'container "{self.id}": container not running, no such process'
             ) from None
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def cgroup(self):
         from pyoci.linux.cgroups import Manager
@@ -667,7 +671,7 @@ class Container:
         if pidns is None:
             return [self.pid]  # no pid namespace of its own: only the init is known to be ours
         out = [self.pid]
-        for name in os.listdir("/proc"):
+        for name in posix.listdir("/proc"):
             if name.isdigit() and int(name) != self.pid and _pid_namespace(int(name)) == pidns:
                 out.append(int(name))
         return out
@@ -685,7 +689,7 @@ class Container:
         from _signal import pidfd_send_signal
 
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = posix.pidfd_open(pid)
         except ProcessLookupError:
             return
         try:
@@ -694,7 +698,7 @@ class Container:
         except ProcessLookupError:
             pass
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     # --- delete --------------------------------------------------------------------------------
     def delete(self, force: bool = False, log=None) -> None:
@@ -732,7 +736,7 @@ class Container:
         if abandoned and not self._state.data.get("cgroup"):
             for directory in self._state.data.get("cgroupPlanned") or []:
                 try:  # killed between the mkdir and its record: empty, or not ours
-                    os.rmdir(directory)
+                    posix.rmdir(directory)
                 except OSError:
                     pass
         faults.point("delete:mounts")
@@ -782,7 +786,7 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
                 f"{err.msg}: removing the state dir and the cgroup /pyoci/{container_id} "
                 "(a cgroupsPath, host mounts or a network it had are not known)"
             )
-        if os.geteuid() == 0:
+        if posix.geteuid() == 0:
             from _signal import pidfd_send_signal
 
             from pyoci.linux.cgroups import Manager
@@ -791,7 +795,7 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
             cgroup.made = cgroup.all_dirs()  # its own directories only, not /pyoci
             for pid in cgroup.pids():
                 try:  # pinned, then still in the cgroup: never a pid reused meanwhile
-                    pidfd = os.pidfd_open(pid)
+                    pidfd = posix.pidfd_open(pid)
                 except ProcessLookupError:
                     continue
                 try:
@@ -800,7 +804,7 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
                 except ProcessLookupError:
                     pass
                 finally:
-                    os.close(pidfd)
+                    posix.close(pidfd)
             for pid in cgroup.pids():
                 wait_exit(pid, timeout=10)
             try:
@@ -808,7 +812,7 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
             except PyociError as problem:
                 if log is not None:
                     log.warning(f'container "{container_id}": its cgroup is left: {problem.msg}')
-        _remove_state_dir(os.path.join(root, container_id))
+        _remove_state_dir(f"{root}/{container_id}")
     finally:
         lock.release()
 
@@ -822,7 +826,7 @@ def list_containers(root: str) -> list[dict]:
     for container_id in statelib.list_ids(root):
         try:
             state = Container.load(root, container_id).state()
-            uid = os.stat(os.path.join(root, container_id)).st_uid
+            uid = posix.stat(f"{root}/{container_id}").st_uid
         except (PyociError, FileNotFoundError):
             continue
         if uid not in names:
@@ -873,7 +877,7 @@ def run(
         )  # fmt: skip
     finally:
         if console_fd >= 0:
-            os.close(console_fd)
+            posix.close(console_fd)
     if relay is not None:
         from pyoci.linux.console import recv_fd
 
@@ -907,7 +911,7 @@ def wait_forwarding_signals(child: int) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         try:
-            os.kill(child, signum)
+            posix.kill(child, signum)
         except ProcessLookupError:
             pass
 

@@ -6,9 +6,7 @@ logs it. Child-side errors cross the sync socket as ``{"error": msg, "errno": n}
 rebuilt here in the parent, so they are reported exactly once too.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 
 
 class PyociError(Exception):
@@ -22,14 +20,14 @@ class PyociError(Exception):
     def __str__(self) -> str:
         return self.msg
 
-    def wrap(self, context: str) -> PyociError:
+    def wrap(self, context: str) -> "PyociError":
         """Prepend context (`mounts[2]: ...`), keeping the errno."""
         return PyociError(f"{context}: {self.msg}", self.errno)
 
 
 def from_oserror(err: OSError, context: str) -> PyociError:
     """Turn an OSError into a PyociError whose text says what was being done."""
-    reason = os.strerror(err.errno) if err.errno else str(err)
+    reason = posix.strerror(err.errno) if err.errno else str(err)
     return PyociError(f"{context}: {reason.lower() if reason else err}", err.errno or 0)
 
 

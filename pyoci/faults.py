@@ -16,9 +16,7 @@ The variable is read once per process, on the first `point()` (forked children i
 answer), and without it a `point()` is one comparison: no import, no system call.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 
 from pyoci.errors import PyociError  # loaded by every command already
 
@@ -30,7 +28,7 @@ _target: tuple[str, str] | None = None
 
 def _read() -> tuple[str, str]:
     global _target
-    value = os.environ.get(ENV) or ""
+    value = posix.environ.get(ENV.encode(), b"").decode(errors="replace")
     step, sep, action = value.rpartition(":")
     if not sep or action not in _ACTIONS:
         step, action = value, "fail"
@@ -45,11 +43,11 @@ def point(name: str) -> None:
         return
     if target[1] == "kill":
         try:
-            os.write(2, f"pyoci: injected fault: SIGKILL at {name}\n".encode())
+            posix.write(2, f"pyoci: injected fault: SIGKILL at {name}\n".encode())
         except OSError:
             pass
-        os.kill(os.getpid(), 9)
-        os._exit(137)  # the init of a pid namespace: SIGKILL from inside it is ignored
+        posix.kill(posix.getpid(), 9)
+        posix._exit(137)  # the init of a pid namespace: SIGKILL from inside it is ignored
     if target[1] == "sleep":
         import time
 

@@ -8,8 +8,6 @@ raise_errmsg looks it up in sys.modules, else fails with SystemError), so on tha
 we import `json` and parse again: callers always get the standard error with line and column.
 """
 
-from __future__ import annotations
-
 import _json
 
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}

@@ -6,11 +6,11 @@ JSON and shows the last error's `msg`. The file is created on every failure even
 else was logged, so tools never say "unable to retrieve OCI runtime error".
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 import time
+
+_APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
 def _rfc3339() -> str:
@@ -36,9 +36,7 @@ class Logger:
         if not self.path:
             return None
         try:
-            os.close(
-                os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            )
+            posix.close(posix.open(self.path, _APPEND, 0o644))
         except OSError as err:
             return f"--log: {self.path}: {(err.strerror or str(err)).lower()}"
         return None
@@ -47,13 +45,13 @@ class Logger:
         if not self.path:
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = posix.open(self.path, _APPEND, 0o644)
         except OSError:
             return
         try:
-            os.write(fd, self._line(level, msg).encode())
+            posix.write(fd, self._line(level, msg).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def error(self, msg: str) -> None:
         """One line to stderr, and the same to the log file."""

@@ -4,12 +4,14 @@
 reader never sees half a file and two mutating commands never interleave. It records what later
 commands need and cannot derive (init pid *with its start time*, bundle, creation time);
 the status is never stored: `status()` derives it from the process every time, in crun's order.
+
+`posix`, not `os`, and no `__future__` import: `state`, `start`, `kill` and `delete` load this
+module, and those two imports cost about as much as everything else they do (`pyoci.entry`).
+Paths here are `<root>/<id>/<name>` with a checked id: joined as strings.
 """
 
-from __future__ import annotations
-
 import fcntl
-import os
+import posix
 
 from pyoci import OCI_VERSION, faults, jsonfast
 from pyoci.errors import PyociError, does_not_exist
@@ -38,8 +40,10 @@ MAX_ID_LENGTH = 255
 def default_root() -> str:
     """`/run/pyoci` for root; `$XDG_RUNTIME_DIR/pyoci` for an unprivileged user (who cannot
     write /run), as runc does."""
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         return DEFAULT_ROOT
+    import os
+
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if not runtime_dir:
         raise PyociError(
@@ -69,6 +73,8 @@ def make_root(root: str) -> None:
     """mkdir -p `root` with mode 0700 for every directory it makes, parents included (as
     runc's MkdirAll(root, 0700)): the parents of a new --root are no more open than the root
     itself, so nobody else can list or plant anything on the way to it."""
+    import os
+
     missing = []
     current = os.path.abspath(root)
     while not os.path.isdir(current):
@@ -84,6 +90,23 @@ def make_root(root: str) -> None:
             raise PyociError(f"--root: {directory}: {err.strerror.lower()}", err.errno) from None
 
 
+def exists(path: str) -> bool:
+    """os.path.exists without `os`."""
+    try:
+        posix.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def is_dir(path: str) -> bool:
+    """os.path.isdir without `os`."""
+    try:
+        return posix.stat(path).st_mode & 0o170000 == 0o040000
+    except (OSError, ValueError):
+        return False
+
+
 def _comm(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
@@ -96,7 +119,7 @@ def lock_held(state_dir: str) -> bool:
     """Someone holds the container's lock (a probe: taken and let go at once if free). No
     lock file: nobody holds it."""
     try:
-        fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(f"{state_dir}/{LOCK_FILE}", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -104,7 +127,7 @@ def lock_held(state_dir: str) -> bool:
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)
+        posix.close(fd)
     return False
 
 
@@ -139,11 +162,11 @@ class ContainerState:
 
     @property
     def dir(self) -> str:
-        return os.path.join(self.root, self.id)
+        return f"{self.root}/{self.id}"
 
     @property
     def fifo_path(self) -> str:
-        return os.path.join(self.dir, FIFO_FILE)
+        return f"{self.dir}/{FIFO_FILE}"
 
     def init_alive(self) -> bool:
         """The init process is ours: alive and with the start time we recorded (none
@@ -171,9 +194,8 @@ class ContainerState:
             return "stopped"
         # A start killed after it opened exec.fifo (START_MARK made) and before the unlink
         # leaves the fifo while the init runs on: then the init's name says if it still waits.
-        if os.path.exists(self.fifo_path) and (
-            not os.path.exists(os.path.join(self.dir, START_MARK))
-            or _comm(self.pid) == WAITING_INIT_COMM
+        if exists(self.fifo_path) and (
+            not exists(f"{self.dir}/{START_MARK}") or _comm(self.pid) == WAITING_INIT_COMM
         ):
             return "created"
         if self._frozen():
@@ -210,14 +232,16 @@ class ContainerState:
 
     def save(self) -> None:
         """Atomically replace state.json (temp file in the same dir + rename)."""
-        tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        tmp = f"{self.dir}/.{STATE_FILE}.tmp"
+        fd = posix.open(
+            tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600
+        )
         try:
-            os.write(fd, jsonfast.dumps(self.data).encode())
+            posix.write(fd, jsonfast.dumps(self.data).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
         faults.point("state:before-rename")
-        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+        posix.rename(tmp, f"{self.dir}/{STATE_FILE}")
 
 
 class CorruptState(PyociError):
@@ -237,12 +261,12 @@ def incomplete(container_id: str) -> dict:
 def load(root: str, container_id: str) -> ContainerState:
     """Read a container's state; an unknown id says `does not exist` (tools match on it)."""
     check_id(container_id)
-    path = os.path.join(root, container_id, STATE_FILE)
+    path = f"{root}/{container_id}/{STATE_FILE}"
     try:
         with open(path, "rb") as f:
             data = jsonfast.loads(f.read())
     except FileNotFoundError:
-        if os.path.isdir(os.path.join(root, container_id)):
+        if is_dir(f"{root}/{container_id}"):
             return ContainerState(root, incomplete(container_id))
         raise does_not_exist(container_id) from None
     except ValueError as err:
@@ -275,25 +299,25 @@ def _shape_problem(data: object, container_id: str) -> str | None:
 def list_ids(root: str) -> list[str]:
     """Ids with a state file under `root`, sorted."""
     try:
-        names = os.listdir(root)
+        names = posix.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE)))
+    return sorted(n for n in names if exists(f"{root}/{n}/{STATE_FILE}"))
 
 
 class Lock:
     """Exclusive flock of `<dir>/lock`: every mutating command holds it."""
 
     def __init__(self, state_dir: str) -> None:
-        path = os.path.join(state_dir, LOCK_FILE)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = f"{state_dir}/{LOCK_FILE}"
+        self.fd = posix.open(path, posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             # While we waited, the holder may have deleted the container (its lock file with
             # it) and a create may have made a new one of the same id: a lock on the old,
             # unlinked file guards nothing. FileNotFoundError: `lock_existing` says it is gone.
-            held = os.fstat(self.fd)
-            now = os.stat(path)  # FileNotFoundError too
+            held = posix.fstat(self.fd)
+            now = posix.stat(path)  # FileNotFoundError too
             if (now.st_ino, now.st_dev) != (held.st_ino, held.st_dev):
                 raise FileNotFoundError(2, "the container was deleted meanwhile", path)
         except BaseException:
@@ -302,14 +326,14 @@ class Lock:
 
     def release(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
 
 def lock_existing(root: str, container_id: str) -> Lock:
     """Lock the state dir of an existing container."""
     check_id(container_id)
-    state_dir = os.path.join(root, container_id)
+    state_dir = f"{root}/{container_id}"
     try:
         return Lock(state_dir)
     except FileNotFoundError:

@@ -32,7 +32,7 @@ def hook(event, args):
         os.close(fd)
 
 sys.addaudithook(hook)
-from pyoci.__main__ import entry
+from pyoci.entry import entry
 entry()
 """
 

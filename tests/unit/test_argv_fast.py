@@ -1,4 +1,4 @@
-"""pyoci.__main__.parse on its own: what it hands to click (UsageError) and the option forms it
+"""pyoci.entry.parse on its own: what it hands to click (UsageError) and the option forms it
 takes itself. test_argv_parsers.py checks that it agrees with click on real tools' command
 lines; here: the refusals, the spellings (`--x=v`, `--flag=false`, `--`, `-`), defaults that
 must not leak between calls, and a property over argvs generated from the command table."""
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyoci.__main__ import UsageError, parse
 from pyoci.commands import COMMANDS, COMMANDS_BY_NAME, GLOBAL_OPTS
+from pyoci.entry import UsageError, parse
 
 SETTINGS = settings(database=None, deadline=None, max_examples=150)
 

@@ -1,4 +1,4 @@
-"""The fast argv parser (pyoci.__main__.parse) and the click CLI (pyoci.cli, used for help and
+"""The fast argv parser (pyoci.entry.parse) and the click CLI (pyoci.cli, used for help and
 usage errors) read the same command table; fed the same argv they must call the handler with
 the same globals, options and arguments. The argv lists are what podman, conmon, containerd
 and docker send (shared/cli-contract.md) plus the edge cases where parsers like to differ."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-import pyoci.__main__ as entry
+import pyoci.entry as entry
 from pyoci import cli
 
 ARGVS = [
@@ -49,7 +49,7 @@ def _via_click(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple:
         seen.append((g, cmd.name, o, args))
         return 0
 
-    monkeypatch.setattr(entry, "run_handler", record)
+    monkeypatch.setattr(cli, "run_handler", record)
     assert cli.main(argv) == 0
     assert len(seen) == 1
     return seen[0]

@@ -67,9 +67,9 @@ def test_an_id_is_accepted_exactly_when_it_is_a_safe_file_name(cid: str) -> None
 
 # --- the state root ----------------------------------------------------------------------------
 def test_default_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state.posix, "geteuid", lambda: 0)
     assert state.default_root() == "/run/pyoci"
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(state.posix, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     assert state.default_root() == "/run/user/1000/pyoci"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
