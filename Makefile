@@ -85,8 +85,12 @@ conformance: venv helper bundles
 	$(BIN)/python -m pytest tests/conformance -p tests.conformance.report -q -rfE \
 		--runtime $(RUNTIME) --conformance-json build/conformance-$(notdir $(RUNTIME)).json
 
+# One table of ratios (tools/bench.py says what each row is); raw times in bench-results.json.
+# The 1,000-container growth case: make bench BENCH_ARGS="--growth 10,100,1000"
+BENCH_ARGS  ?=
+
 bench: venv helper bundles
-	$(BIN)/python tools/bench.py --pyoci $(PYOCI) --json bench-results.json
+	$(BIN)/python tools/bench.py --pyoci $(PYOCI) --json bench-results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf bundles/*/rootfs build *.egg-info .pytest_cache .ruff_cache bench-results.json $(HELPER)

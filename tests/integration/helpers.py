@@ -62,3 +62,10 @@ PURE_V2_VIEW = (
     "unshare", "--mount", "--propagation", "private", "sh", "-c",
     'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"',
 )  # fmt: skip
+
+# ... and a cgroup-v1 view: the hybrid host without its cgroup2 mount, what crun 1.8 needs (it
+# refuses a hybrid layout whose cgroup2 has controllers). tools/bench.py runs crun under it.
+V1_VIEW = (
+    "unshare", "--mount", "--propagation", "private", "sh", "-c",
+    'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"',
+)  # fmt: skip
