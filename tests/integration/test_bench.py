@@ -40,3 +40,4 @@ def test_bench_quick_prints_every_row(pyoci_bin: str, tmp_path: Path) -> None:
     for key in CLIENT_ROWS:
         assert rows[key]["title"] in result.stdout
     assert "floor (python -I -S -c pass)" in result.stdout
+    assert "pyoci above it: start" in result.stdout
