@@ -86,7 +86,7 @@ conformance: venv helper bundles
 		--runtime $(RUNTIME) --conformance-json build/conformance-$(notdir $(RUNTIME)).json
 
 # One table of ratios (tools/bench.py says what each row is); raw times in bench-results.json.
-# The 1,000-container growth case: make bench BENCH_ARGS="--growth 10,100,1000"
+# ~5 minutes; a shorter pass: make bench BENCH_ARGS="--growth 10,100 --runs 15"
 BENCH_ARGS  ?=
 
 bench: venv helper bundles
