@@ -18,16 +18,30 @@ directory it made; `destroy` removes only those (an existing empty cgroup it reu
 `holds()` lets the lifecycle confirm that a pid is in the container's cgroup before signalling it.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 
 from pyoci.errors import PyociError
+
+# `delete`, `kill --all` and `ps` load this module: what they use here works with `posix` (what
+# `os` re-exports) and string paths, since `os` alone costs ~1 ms to import (pyoci.entry says
+# why), and no `__future__` import; the functions of `create` and `exec` import `os` themselves.
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 # The parent of every container placed by default (/pyoci/<id>): pyoci's own directory.
 DEFAULT_PARENT = "pyoci"
 _NOT_CONTROLLERS = ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode")
+
+
+def _is_mount(path: str) -> bool:
+    """os.path.ismount without os: a different device than the parent's, or the same inode
+    (the root)."""
+    try:
+        here, parent = posix.lstat(path), posix.lstat(path.rstrip("/") + "/..")
+    except OSError:
+        return False
+    if here.st_mode & 0o170000 != 0o040000:  # not a directory (a link is never a mount here)
+        return False
+    return here.st_dev != parent.st_dev or here.st_ino == parent.st_ino
 
 
 def _read(path: str) -> str:
@@ -86,6 +100,8 @@ _RACE_RETRIES = 5
 def _mkdir(directory: str, made: list[str]) -> None:
     """mkdir that records what it made; a directory another create made meanwhile is theirs.
     FileNotFoundError: the parent went meanwhile (the callers try again)."""
+    import os
+
     try:
         os.mkdir(directory)
     except FileExistsError:
@@ -99,6 +115,8 @@ def _makedirs(directory: str, made: list[str]) -> None:
     """mkdir -p that records in `made` each directory it created, outermost first (also
     when a later mkdir fails, so the caller can undo exactly its own work); a parent that a
     concurrent delete removed under it is made again."""
+    import os
+
     for attempt in range(_RACE_RETRIES):
         missing = []
         current = directory
@@ -162,7 +180,7 @@ def expand_systemd_path(value: str, container_id: str) -> str:
 def _procs(directory: str) -> list[int]:
     """The pids in one cgroup directory (not its children); [] once it is gone."""
     try:
-        return [int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split()]
+        return [int(p) for p in _read(f"{directory}/cgroup.procs").split()]
     except (FileNotFoundError, ProcessLookupError):  # removed, or ENODEV while being removed
         return []
 
@@ -173,7 +191,7 @@ def _procs_below(directory: str, first_only: bool = False) -> list[int]:
     directory that holds any (enough to call a cgroup non-empty, and cheap at a hierarchy's
     root)."""
     found: list[int] = []
-    for top, _, _ in os.walk(directory):
+    for top in _tree(directory):
         found += _procs(top)
         if found and first_only:
             break
@@ -184,6 +202,8 @@ def _frozen_state(directory: str) -> str | None:
     """What says `directory` is frozen (`file: value`), or None: v1 freezer.state FROZEN or
     FREEZING; cgroup2's cgroup.freeze 1, or `frozen 1` in cgroup.events, which a cgroup made
     under a frozen parent inherits. A hierarchy's root has none of these files."""
+    import os
+
     frozen_values = (
         ("freezer.state", ("FROZEN", "FREEZING")),
         ("cgroup.freeze", ("1",)),
@@ -200,12 +220,30 @@ def _frozen_state(directory: str) -> str | None:
     return None
 
 
+def _tree(directory: str) -> list[str]:
+    """`directory` and every directory below it, parents before children (os.walk's order,
+    without os); [] if it is gone."""
+    out, i = [directory], 0
+    while i < len(out):
+        try:
+            entries = posix.scandir(out[i])
+        except OSError:  # gone meanwhile (os.walk ignores it too)
+            if i == 0:
+                return []
+            i += 1
+            continue
+        with entries:
+            out += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        i += 1
+    return out
+
+
 def _rmdir_tree(directory: str) -> None:
     """rmdir `directory` and the cgroups made below it (children first); a directory that still
     holds a process is an error naming it (a cgroup with tasks cannot be removed)."""
-    for top, _, _ in sorted(os.walk(directory), key=lambda t: -t[0].count("/")):
+    for top in sorted(_tree(directory), key=lambda t: -t.count("/")):
         try:
-            os.rmdir(top)
+            posix.rmdir(top)
         except FileNotFoundError:
             pass
         except OSError as err:
@@ -267,7 +305,9 @@ class Manager:
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
-    def for_container(cls, cgroups_path: str | None, container_id: str, systemd: bool) -> Manager:
+    def for_container(cls, cgroups_path: str | None, container_id: str, systemd: bool) -> "Manager":
+        import os
+
         v1, v2 = mounts()
         own = _own_paths()
         if systemd and cgroups_path:
@@ -295,11 +335,11 @@ class Manager:
         return cls(dirs, v2_dir, next(iter(rel.values())))
 
     @classmethod
-    def from_state(cls, data: dict) -> Manager | None:
+    def from_state(cls, data: dict) -> "Manager | None":
         raw = data.get("cgroup")
         if not raw:
             return None
-        if not os.path.ismount(CGROUP_ROOT):
+        if not _is_mount(CGROUP_ROOT):
             mounts()  # hidden by `ip netns exec`: seen again (pyoci.linux.cgroupview)
         manager = cls(raw["dirs"], raw.get("v2"), raw.get("path", ""), raw.get("made"))
         manager.rt_raised = raw.get("rtRaised") or []
@@ -316,6 +356,8 @@ class Manager:
     def paths_by_key(self) -> dict[str, str]:
         """{controllers key as in /proc/self/cgroup: path inside the hierarchy}, for the
         container's `cgroup` mount."""
+        import os
+
         out = {}
         own_keys = {}
         with open("/proc/self/cgroup") as f:
@@ -335,6 +377,8 @@ class Manager:
         """Refuse a cgroup that is not fit, then mkdir in every hierarchy (on v2 enabling the
         controllers the host offers on the way), recording in `made` what was created. On
         failure nothing pyoci made is left."""
+        import os
+
         # Before anything is written: a cgroup someone else uses is not touched at all.
         self._refuse_unfit([d for d in self.all_dirs() if os.path.isdir(d)])
         made: list[str] = []
@@ -367,6 +411,8 @@ class Manager:
         innermost first, up to the first that is not: those this container's create made, and
         pyoci's default parent (`/pyoci` at a hierarchy's root, made by some earlier create).
         An ancestor someone else made (a caller's cgroup, a slice) and all above it are not."""
+        import os
+
         v1, v2 = mounts()
         tops = [m for m in {*v1.values(), v2} if m and directory.startswith(m.rstrip("/") + "/")]
         if not tops:
@@ -417,6 +463,8 @@ class Manager:
                     raise
 
     def _make_v2_path(self, made: list[str]) -> None:
+        import os
+
         _, v2 = mounts()
         rel = os.path.relpath(self.v2_dir, v2)
         current = v2
@@ -441,6 +489,8 @@ class Manager:
         of the container's (`parse_sub_cgroups`): PATH below its directory in every hierarchy
         for '', else below the named controllers' (on cgroup2 only the plain form: it has
         one directory), the container's own directory elsewhere."""
+        import os
+
         unknown = [c for c in wanted if c and c not in self.dirs]
         if unknown:
             known = ", ".join(sorted(self.dirs)) or "none: cgroup v2 takes a plain PATH"
@@ -502,7 +552,7 @@ class Manager:
         mountpoint = v2 if key == "" else v1.get(key)
         if not mountpoint:
             return False
-        path = "/" + os.path.relpath(directory, mountpoint)
+        path = "/" + directory[len(mountpoint) :].strip("/")  # directory is below it
         try:
             with open(f"/proc/{pid}/cgroup") as f:
                 lines = f.read().splitlines()
@@ -531,12 +581,14 @@ class Manager:
         for parent in reversed(self.made):  # innermost first
             if parent not in own:
                 try:
-                    os.rmdir(parent)
+                    posix.rmdir(parent)
                 except OSError:
                     pass  # gone, or another container's cgroup is in it now (EBUSY)
 
     # --- freezer -------------------------------------------------------------------------------
     def freezer_file(self) -> str | None:
+        import os
+
         if "freezer" in self.dirs:
             return os.path.join(self.dirs["freezer"], "freezer.state")
         if self.v2_dir and os.path.exists(os.path.join(self.v2_dir, "cgroup.freeze")):
@@ -564,6 +616,8 @@ class Manager:
 
 def fill_cpuset_parents(directory: str) -> None:
     """Copy cpuset.cpus/mems down from the nearest non-empty ancestor."""
+    import os
+
     chain = []
     current = directory
     while os.path.exists(os.path.join(os.path.dirname(current), "cpuset.cpus")):

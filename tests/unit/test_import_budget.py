@@ -30,7 +30,7 @@ FORBIDDEN = {
 NO_CTYPES = ("state", "start", "kill", "list")
 # ... nor `os` (~1 ms: its environ mapping loads _collections_abc) or `__future__` (a file to
 # find and load): `posix` is what os re-exports (issue 19, goal 3: within 1 ms of the floor).
-NO_OS = ("state", "start", "kill")
+NO_OS = ("state", "start", "kill", "delete")
 
 PROBE = """
 import sys
