@@ -9,7 +9,8 @@ from __future__ import annotations
 import _socket as socket  # see pyoci.process
 import os
 
-from pyoci import OCI_VERSION, faults, process
+from pyoci import OCI_VERSION, faults
+from pyoci import init as process
 from pyoci.errors import PyociError
 from pyoci.linux import namespaces
 from pyoci.state import FIFO_FILE, proc_start_time

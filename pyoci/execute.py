@@ -16,7 +16,8 @@ from __future__ import annotations
 import _socket as socket
 import os
 
-from pyoci import faults, jsonfast, process
+from pyoci import faults, jsonfast
+from pyoci import init as process
 from pyoci.errors import PyociError
 from pyoci.linux import cgroupjoin
 from pyoci.spec import Process

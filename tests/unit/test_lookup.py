@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyoci import process
+from pyoci import init as process
 from pyoci.errors import PyociError
-from pyoci.process import _is_executable, home_of, lookup_executable
+from pyoci.init import _is_executable, home_of, lookup_executable
 
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
 
