@@ -29,22 +29,26 @@ def _print_json(value: object) -> None:
     sys.stdout.write(jsonfast.dumps(value, indent=2) + "\n")
 
 
-def create(g: dict, o: dict, args: list[str], log) -> int:
-    from pyoci.container import Container
+def create_options(g: dict, o: dict):
+    """The flags of `create` and `run` as the library's CreateOptions: built here, once."""
+    from pyoci.options import CreateOptions
 
-    Container.create(
-        _root(g),
-        args[0],
-        o["bundle"],
+    return CreateOptions(
+        bundle=o["bundle"],
         pid_file=o["pid_file"],
         no_pivot=o["no_pivot"],
         preserve_fds=o["preserve_fds"],
         use_init=o["init"],
         console_socket=o["console_socket"],
         systemd_cgroup=g["systemd_cgroup"],
-        log=log,
         net=o["net"],
     )
+
+
+def create(g: dict, o: dict, args: list[str], log) -> int:
+    from pyoci.container import Container
+
+    Container.create(_root(g), args[0], create_options(g, o), log)
     return 0
 
 
@@ -59,27 +63,36 @@ def run(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci import container
 
     return container.run(
-        _root(g),
-        args[0],
-        o["bundle"],
-        pid_file=o["pid_file"],
-        no_pivot=o["no_pivot"],
+        _root(g), args[0], create_options(g, o), detach=o["detach"], keep=o["keep"], log=log
+    )
+
+
+def exec_options(o: dict):
+    """The flags of `exec` as the library's ExecOptions: built here, once."""
+    from pyoci.options import ExecOptions
+
+    return ExecOptions(
+        process_file=o["process"],
         detach=o["detach"],
-        keep=o["keep"],
+        pid_file=o["pid_file"],
         preserve_fds=o["preserve_fds"],
-        use_init=o["init"],
         console_socket=o["console_socket"],
-        systemd_cgroup=g["systemd_cgroup"],
-        log=log,
-        net=o["net"],
+        tty=o["tty"],
+        cwd=o["cwd"],
+        env=o["env"],
+        user=o["user"],
+        caps=o["cap"],
+        no_new_privs=o["no_new_privs"],
+        apparmor=o["apparmor"],
+        process_label=o["process_label"],
+        cgroup=o["cgroup"],
     )
 
 
 def exec_(g: dict, o: dict, args: list[str], log) -> int:
     from pyoci.container import Container
 
-    container = Container.load(_root(g), args[0])
-    return container.exec(args[1:], o, o["process"], o["detach"], o["pid_file"], o["preserve_fds"])
+    return Container.load(_root(g), args[0]).exec(args[1:], exec_options(o))
 
 
 def state(g: dict, o: dict, args: list[str], log) -> int:

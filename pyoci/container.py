@@ -18,6 +18,10 @@ from pyoci import faults
 from pyoci import state as statelib
 from pyoci.errors import PyociError, does_not_exist
 
+TYPE_CHECKING = False  # (the typing module costs ~1 ms: not imported at run time)
+if TYPE_CHECKING:
+    from pyoci.options import CreateOptions, ExecOptions
+
 SIGNALS = {
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
     "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
@@ -133,6 +137,15 @@ def _socket_activation(spec) -> int:
     return int(value)
 
 
+def _options(kind, options, fields: dict):
+    """`options` as given, or built from keyword fields (a TypeError names an unknown one)."""
+    if options is None:
+        return kind(**fields)
+    if fields:
+        raise TypeError(f"pass {kind.__name__} or its fields as keywords, not both")
+    return options
+
+
 def _pid_namespace(pid: int) -> str | None:
     """`pid:[INODE]` of a process's pid namespace, or None once it is gone."""
     try:
@@ -141,20 +154,60 @@ def _pid_namespace(pid: int) -> str | None:
         return None
 
 
-def wait_exit(pid: int, timeout: float | None = None) -> bool:
-    """Wait for a process that may not be our child to exit (pidfd + poll, no sleep loop)."""
-    import select
+def _signal_if(pid: int, signum: int, still_ours) -> None:
+    """Pin `pid` with a pidfd, then signal it if `still_ours(pid)`: a pid listed a moment ago
+    may have exited and gone to another process."""
+    from _signal import pidfd_send_signal  # os/_signal: no ctypes on this hot path
 
     try:
         pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
-        return True
+        return
     try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+        if still_ours(pid):
+            pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        pass
     finally:
         posix.close(pidfd)
+
+
+class _Locked:
+    """`with _Locked(container, allowed, refusal) as status:` the state lock held (the state
+    read again under it: Container._lock), the status one of `allowed` (None: any) and none
+    of `refused`, or else PyociError(refusal formatted with the id and the status); the lock
+    released on the way out. Every mutating operation on an existing container goes through
+    it, so no other command changes the status meanwhile.
+    A plain class: contextlib imports collections (tests/unit/test_import_budget.py)."""
+
+    __slots__ = ("container", "allowed", "refused", "refusal", "lock")
+
+    def __init__(
+        self,
+        container: "Container",
+        allowed: tuple[str, ...] | None,
+        refusal: str,
+        refused: tuple[str, ...] = (),
+    ) -> None:
+        self.container = container
+        self.allowed = allowed
+        self.refused = refused
+        self.refusal = refusal
+
+    def __enter__(self) -> str:
+        c = self.container
+        self.lock = c._lock()
+        try:
+            status = c.status()
+            if status in self.refused or (self.allowed is not None and status not in self.allowed):
+                raise PyociError(self.refusal.format(id=c.id, status=status))
+        except BaseException:
+            self.lock.release()
+            raise
+        return status
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
 
 
 class Container:
@@ -201,28 +254,35 @@ class Container:
         cls,
         root: str,
         container_id: str,
-        bundle: str = ".",
-        pid_file: str | None = None,
-        no_pivot: bool = False,
-        preserve_fds: int = 0,
-        use_init: bool = False,
-        console_socket: str | None = None,
-        console_fd: int = -1,
-        systemd_cgroup: bool = False,
+        options: "CreateOptions | None" = None,
         log=None,
-        net: str | None = None,
+        **fields,
     ) -> "Container":
-        """Set the container up and leave its init blocked until `start`.
+        """Set the container up and leave its init blocked until `start`. `options`, or its
+        fields as keywords (`Container.create(root, "c1", bundle="b")`).
 
         On any failure everything is undone: the init and stage 1 are killed and reaped (their
         mounts die with their mount namespace) and the state dir is removed.
         """
-        from pyoci import spec as speclib
+        from pyoci.options import CreateOptions
+
+        return cls._create(root, container_id, _options(CreateOptions, options, fields), log)
+
+    @classmethod
+    def _create(
+        cls, root: str, container_id: str, options: "CreateOptions", log, spec=None
+    ) -> "Container":
+        """`create`, with the bundle's Spec when the caller (`run`) has parsed it already."""
         from pyoci.creator import Creator
 
         statelib.check_id(container_id)
-        spec = speclib.load(bundle)
-        preserve_fds += _socket_activation(spec)
+        if spec is None:
+            from pyoci import spec as speclib
+
+            spec = speclib.load(options.bundle)
+        listen_fds = _socket_activation(spec)
+        if listen_fds:
+            options = options.replace(preserve_fds=options.preserve_fds + listen_fds)
         statelib.make_root(root)
         state_dir = f"{root}/{container_id}"
         try:
@@ -252,19 +312,7 @@ class Container:
             "annotations": spec.annotations,
         }
         st = statelib.ContainerState(root, data)
-        creator = Creator(
-            spec,
-            container_id,
-            state_dir,
-            no_pivot,
-            preserve_fds,
-            use_init,
-            console_socket,
-            console_fd,
-            systemd_cgroup,
-            log,
-            net=net,
-        )
+        creator = Creator(spec, container_id, state_dir, options, log)
         try:
             # No state.json yet: the dir alone reads as a create's (statelib.incomplete).
             faults.point("create:state-dir")
@@ -308,8 +356,8 @@ class Container:
             faults.point("create:state-write")
             st.save()
             faults.point("create:state-written")
-            if pid_file:
-                write_pid_file(pid_file, pid)
+            if options.pid_file:
+                write_pid_file(options.pid_file, pid)
                 faults.point("create:pid-file")
         except BaseException as err:
             creator.abort()
@@ -327,11 +375,8 @@ class Container:
     # --- start ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Let the init exec the user program (it is blocked on exec.fifo)."""
-        lock = self._lock()
-        try:
-            status = self.status()
-            if status != "created":
-                raise PyociError(f'cannot start container "{self.id}": it is {status}, not created')
+        refusal = 'cannot start container "{id}": it is {status}, not created'
+        with _Locked(self, ("created",), refusal):
             if not self._state.data.get("hasProcess", True):
                 raise PyociError(f'cannot start container "{self.id}": config.json has no process')
             faults.point("start:fifo")
@@ -349,8 +394,6 @@ class Container:
                 raise PyociError(
                     f'container "{self.id}": {err.msg} (the container was stopped and deleted)'
                 ) from None
-        finally:
-            lock.release()
 
     def _run_hooks(self, name: str, log=None, warn_only: bool = True) -> None:
         """poststart (an error, as runtime-spec 1.3.0 says) and poststop (warnings only,
@@ -417,34 +460,23 @@ class Container:
 
     def pause(self) -> None:
         """Freeze every process of the container (freezer v1 / cgroup.freeze v2)."""
-        lock = self._lock()
-        try:
-            status = self.status()
-            if status != "running":
-                raise PyociError(f'cannot pause container "{self.id}": it is {status}, not running')
+        with _Locked(
+            self, ("running",), 'cannot pause container "{id}": it is {status}, not running'
+        ):
             self._require_cgroup("pause").freeze(True)
-        finally:
-            lock.release()
 
     def resume(self) -> None:
-        lock = self._lock()
-        try:
-            status = self.status()
-            if status != "paused":
-                raise PyociError(f'cannot resume container "{self.id}": it is {status}, not paused')
+        with _Locked(
+            self, ("paused",), 'cannot resume container "{id}": it is {status}, not paused'
+        ):
             self._require_cgroup("resume").freeze(False)
-        finally:
-            lock.release()
 
     def update(self, resources: dict, log=None) -> None:
         """Apply new linux.resources to a live container and remember them."""
         from pyoci.linux import resources as reslib
 
-        lock = self._lock()
-        try:
-            status = self.status()
-            if status == "stopped":
-                raise PyociError(f'cannot update container "{self.id}": it is stopped')
+        refusal = 'cannot update container "{id}": it is {status}'
+        with _Locked(self, None, refusal, refused=("stopped",)):
             cgroup = self._require_cgroup("update")
             warn = log.warning if log is not None else (lambda msg: None)
             applied = resources
@@ -461,8 +493,6 @@ class Container:
                     merged[key] = value
             self._state.data["resources"] = merged
             self._state.save()
-        finally:
-            lock.release()
 
     def stats(self) -> dict:
         from pyoci import stats
@@ -509,10 +539,10 @@ class Container:
                 f'cannot delete container "{self.id}": processes {left} are still in its cgroup '
                 "(use --force)"
             )
-        for pid in left:
-            self._signal_own(pid, 9)
-        for pid in left:
-            wait_exit(pid, timeout=10)
+        if left:
+            from pyoci.reaping import kill_and_wait
+
+            kill_and_wait(left, send=self._signal_own)
         try:
             cgroup.destroy()
         except PyociError as err:
@@ -522,32 +552,27 @@ class Container:
                 log.warning(f'container "{self.id}": its cgroup is left in place: {err.msg}')
 
     # --- exec ----------------------------------------------------------------------------------
-    def exec(
-        self,
-        args: list[str],
-        options: dict | None = None,
-        process_file: str | None = None,
-        detach: bool = False,
-        pid_file: str | None = None,
-        preserve_fds: int = 0,
-    ) -> int:
-        """Run another process in the container; foreground: wait and return its exit code."""
+    def exec(self, args: list[str], options: "ExecOptions | None" = None, **fields) -> int:
+        """Run another process in the container (`args`, or options.process_file); foreground:
+        wait and return its exit code. `options`, or its fields as keywords."""
         from pyoci import execute
+        from pyoci.options import ExecOptions
 
+        options = _options(ExecOptions, options, fields)
         status = self.status()
         if status not in ("running", "created"):
             raise PyociError(
                 f'cannot exec in container "{self.id}": container not running ({status})'
             )
         base = self._state.data.get("process") or {"cwd": "/", "args": ["sh"]}
-        proc = execute.build_process(base, args, options or {}, process_file)
+        proc = execute.build_process(base, args, options)
         cgroup_dirs = None
-        if (options or {}).get("cgroup"):  # runc's exec --cgroup: a sub-cgroup of its own
+        if options.cgroup:  # runc's exec --cgroup: a sub-cgroup of its own
             from pyoci.linux.cgroups import parse_sub_cgroups
 
-            wanted = parse_sub_cgroups(options["cgroup"])
+            wanted = parse_sub_cgroups(list(options.cgroup))
             cgroup_dirs = self._require_cgroup("exec --cgroup in").sub_cgroup_dirs(wanted)
-        console_socket = (options or {}).get("console_socket")
+        console_socket, detach = options.console_socket, options.detach
         if console_socket and not proc.terminal:
             raise PyociError("--console-socket: needs --tty (or process.terminal: true)")
         relay, console_fd = None, -1
@@ -572,7 +597,7 @@ class Container:
             plan = execute.ExecPlan(
                 self.pid,
                 proc,
-                preserve_fds,
+                options.preserve_fds,
                 console_fd,
                 seccomp,
                 state_root=self._state.root,
@@ -584,8 +609,8 @@ class Container:
         finally:
             if console_fd >= 0:
                 posix.close(console_fd)
-        if pid_file:
-            write_pid_file(pid_file, pid)
+        if options.pid_file:
+            write_pid_file(options.pid_file, pid)
         if detach:
             return 0
         if relay is not None:
@@ -678,56 +703,51 @@ class Container:
 
     def _signal_all(self, signum: int) -> None:
         for pid in self.pids():
-            if pid == self.pid and self._state.init_alive():
-                self._signal_init(signum)
-            else:
-                self._signal_own(pid, signum)
+            self._signal_one(pid, signum)
+
+    def _signal_one(self, pid: int, signum: int) -> None:
+        """The init by its pidfd and start time; any other process once proven the
+        container's (`_signal_own`)."""
+        if pid == self.pid and self._state.init_alive():
+            self._signal_init(signum)
+        else:
+            self._signal_own(pid, signum)
+
+    def _quiet_signal_one(self, pid: int, signum: int) -> None:
+        try:
+            self._signal_one(pid, signum)
+        except PyociError:
+            pass  # exited meanwhile
 
     def _signal_own(self, pid: int, signum: int) -> None:
         """Signal `pid` only if it is still the container's once pinned by a pidfd: between
         listing and signalling it may have exited and its pid gone to a host process."""
-        from _signal import pidfd_send_signal
-
-        try:
-            pidfd = posix.pidfd_open(pid)
-        except ProcessLookupError:
-            return
-        try:
-            if self._is_own(pid):
-                pidfd_send_signal(pidfd, signum)
-        except ProcessLookupError:
-            pass
-        finally:
-            posix.close(pidfd)
+        _signal_if(pid, signum, self._is_own)
 
     # --- delete --------------------------------------------------------------------------------
     def delete(self, force: bool = False, log=None) -> None:
         """Remove a stopped container; with force, kill it first (SIGKILL) and wait."""
-        lock = self._lock()
-        try:
-            status = self.status()
-            if status != "stopped" and not force:
-                raise PyociError(
-                    f'cannot delete container "{self.id}" that is not stopped: {status} '
-                    "(use --force)"
-                )
+        allowed = None if force else ("stopped",)
+        refusal = 'cannot delete container "{id}" that is not stopped: {status} (use --force)'
+        with _Locked(self, allowed, refusal) as status:
             self._destroy(status, force, log)
-        finally:
-            lock.release()
 
     def _destroy(self, status: str, force: bool, log=None) -> None:
         """Lifecycle steps 12-13, under the state lock: kill what is left, undo what create
         did (cgroup, host mounts, network, state), then the poststop hooks."""
         abandoned = self._state.creating  # a create killed half-way: what it recorded goes
         if status != "stopped" or (abandoned and force):
+            from pyoci.reaping import kill_all, wait_all
+
             try:
-                self._signal_all(9)
+                pids = self.pids()
             except PyociError:
-                pass  # exited meanwhile
+                pids = [self.pid]  # its cgroup unreadable: the init, at least
+            kill_all(pids, send=self._quiet_signal_one)
             faults.point("delete:kill")
             if status == "paused":
                 self.cgroup().freeze(False)  # frozen tasks only die once thawed
-            if self.pid and not wait_exit(self.pid, timeout=10):
+            if self.pid in wait_all([self.pid]):
                 raise PyociError(
                     f'container "{self.id}": process {self.pid} did not exit after SIGKILL'
                 )
@@ -787,26 +807,13 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
                 "(a cgroupsPath, host mounts or a network it had are not known)"
             )
         if posix.geteuid() == 0:
-            from _signal import pidfd_send_signal
-
             from pyoci.linux.cgroups import Manager
+            from pyoci.reaping import kill_and_wait
 
             cgroup = Manager.for_container(None, container_id, False)
             cgroup.made = cgroup.all_dirs()  # its own directories only, not /pyoci
-            for pid in cgroup.pids():
-                try:  # pinned, then still in the cgroup: never a pid reused meanwhile
-                    pidfd = posix.pidfd_open(pid)
-                except ProcessLookupError:
-                    continue
-                try:
-                    if cgroup.holds(pid):
-                        pidfd_send_signal(pidfd, 9)
-                except ProcessLookupError:
-                    pass
-                finally:
-                    posix.close(pidfd)
-            for pid in cgroup.pids():
-                wait_exit(pid, timeout=10)
+            # pinned, then still in the cgroup: never a pid reused meanwhile
+            kill_and_wait(cgroup.pids(), send=lambda pid, sig: _signal_if(pid, sig, cgroup.holds))
             try:
                 cgroup.destroy()
             except PyociError as problem:
@@ -839,20 +846,21 @@ def list_containers(root: str) -> list[dict]:
 def run(
     root: str,
     container_id: str,
-    bundle: str = ".",
-    pid_file: str | None = None,
-    no_pivot: bool = False,
+    options: "CreateOptions | None" = None,
     detach: bool = False,
     keep: bool = False,
-    preserve_fds: int = 0,
-    use_init: bool = False,
-    console_socket: str | None = None,
-    systemd_cgroup: bool = False,
     log=None,
-    net: str | None = None,
+    **fields,
 ) -> int:
     """create + start; in the foreground also wait, forward signals, delete, and return the
-    container's exit code (128+N when killed by signal N, as a shell reports it)."""
+    container's exit code (128+N when killed by signal N, as a shell reports it). `options`
+    (its console_fd is run's own), or its fields as keywords; `keep`: no delete after."""
+    from pyoci import spec as speclib
+    from pyoci.options import CreateOptions
+
+    options = _options(CreateOptions, options, fields)
+    statelib.check_id(container_id)
+    spec = speclib.load(options.bundle)  # once: create takes it as it is
     if not detach:
         import _prctl  # python-prctl's C module: no ctypes in this process (syscalls.py)
 
@@ -860,21 +868,17 @@ def run(
         _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
     relay = None
     console_fd = -1
-    if not detach and not console_socket:
+    terminal = spec.process is not None and spec.process.terminal
+    if terminal and not detach and not options.console_socket:
         # A terminal with nobody to take the pty: pyoci relays it itself, as runc does.
-        from pyoci import spec as speclib
+        import _socket
 
-        process = speclib.load(bundle).process
-        if process is not None and process.terminal:
-            import _socket
-
-            relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            console_fd = theirs.detach()
+        relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        console_fd = theirs.detach()
     try:
-        container = Container.create(
-            root, container_id, bundle, pid_file, no_pivot, preserve_fds, use_init,
-            console_socket, console_fd, systemd_cgroup, log, net,
-        )  # fmt: skip
+        if console_fd >= 0:
+            options = options.replace(console_fd=console_fd)
+        container = Container._create(root, container_id, options, log, spec)
     finally:
         if console_fd >= 0:
             posix.close(console_fd)
@@ -937,4 +941,11 @@ def _force_delete_quietly(container: Container) -> None:
         pass
 
 
-__all__ = ["Container", "delete", "list_containers", "run", "parse_signal", "does_not_exist"]
+__all__ = [
+    "Container",
+    "delete",
+    "list_containers",
+    "run",
+    "parse_signal",
+    "does_not_exist",
+]

@@ -1,53 +1,38 @@
 """The parent's half of `create`: fork stage 1, answer its messages, clean up on failure.
 
-See `pyoci.process` for the message table. The parent owns every resource it makes (the two
+See `pyoci.channel` for the message table. The parent owns every resource it makes (the two
 child processes, the fifo), so `abort()` can undo a half-made container from any step.
 """
 
 from __future__ import annotations
 
-import _socket as socket  # see pyoci.process
+import _socket as socket  # `socket` imports enum: ~3 ms per command
 import os
 
-from pyoci import OCI_VERSION, faults
-from pyoci import init as process
+from pyoci import OCI_VERSION, channel, faults
 from pyoci.errors import PyociError
 from pyoci.linux import namespaces
+from pyoci.options import CreateOptions
+from pyoci.plan import InitPlan
+from pyoci.stage1 import stage1  # the child stages, loaded before the fork (no copy-on-write)
 from pyoci.state import FIFO_FILE, proc_start_time
 
 
 class Creator:
     def __init__(
-        self,
-        spec,
-        container_id: str,
-        state_dir: str,
-        no_pivot: bool,
-        preserve_fds: int,
-        use_init: bool = False,
-        console_socket: str | None = None,
-        console_fd: int = -1,
-        systemd_cgroup: bool = False,
-        log=None,
-        net: str | None = None,
+        self, spec, container_id: str, state_dir: str, options: CreateOptions, log=None
     ) -> None:
-        self.use_init = use_init
-        self.net = net  # `--net`: bridge, bridge:NAME or none (pyoci.linux.network)
-        self.network = None  # its NetPlan, when the config or --net asks for networking
-        self.systemd_cgroup = systemd_cgroup
-        self.log = log
-        self.cgroup = None
-        self.device_rules: list[dict] = []  # linux.devices' allow rules, kept for `update`
-        self.console_socket = console_socket
-        self.console_fd = console_fd
         self.spec = spec
         self.container_id = container_id
         self.state_dir = state_dir
-        self.no_pivot = no_pivot
-        self.preserve_fds = preserve_fds
+        self.options = options
+        self.log = log
+        self.network = None  # its NetPlan, when the config or --net asks for networking
+        self.cgroup = None
+        self.device_rules: list[dict] = []  # linux.devices' allow rules, kept for `update`
         self.stage1_pid = 0
         self.init_pid = 0
-        self.plan: process.InitPlan | None = None
+        self.plan: InitPlan | None = None
         # Without a mount namespace: the mount ids under the rootfs before we mounted anything
         # there (pyoci.linux.hostmounts), and after READY the mount points we added.
         self.mounts_before: set[int] | None = None
@@ -65,24 +50,11 @@ class Creator:
         if self.log is not None and self.spec.process is not None:
             for warning in self.spec.process.warnings:  # capabilities that cannot be granted
                 self.log.warning(warning)
-        self.plan = process.InitPlan(
-            self.spec,
-            self.state_dir,
-            self.no_pivot,
-            self.preserve_fds,
-            self.use_init,
-            self.console_socket,
-            self.console_fd,
-            self.cgroup,
-        )
+        self.plan = InitPlan(self.spec, self.state_dir, self.options, self.cgroup)
         if self.network is not None and not self.plan.runs_hooks:
             # The init stops at its HOOKS sync point (namespaces made; no pivot, sysctl or
-            # hook yet): the network is attached then. Loaded now, as InitPlan does for hooks.
-            import select  # noqa: F401
-
-            from pyoci import hooks  # noqa: F401
-
-            self.plan.runs_hooks = True
+            # hook yet): the network is attached then.
+            self.plan.preload_hooks()
         fifo = os.path.join(self.state_dir, FIFO_FILE)
         # 0622 as runc: the init may be a user namespace's root we cannot name here (a joined
         # namespace); only root can traverse the state root (0700) to reach it by path.
@@ -111,7 +83,7 @@ class Creator:
                 if self.lock_fd >= 0:
                     os.close(self.lock_fd)
                 parent_sock.close()
-                process.stage1(self.plan, child_sock)  # never returns
+                stage1(self.plan, child_sock)  # never returns
             self.stage1_pid = pid
             faults.point("create:fork")
             child_sock.close()
@@ -119,7 +91,7 @@ class Creator:
             # program travels with GO, for stage 1 to load (ctypes stays out of this process).
             device_program = self._make_cgroup()
             faults.point("create:GO")
-            parent_sock.send(process.GO + device_program)
+            parent_sock.send(channel.GO + device_program)
             if self.network is not None:
                 self.network.prepare()  # pyroute2's import, while the children work
             self._handshake(parent_sock)
@@ -147,7 +119,7 @@ class Creator:
         import (the prefix is network.ANNOTATION_PREFIX)."""
         spec = self.spec
         if (
-            self.net is None
+            self.options.net is None
             and not spec.linux.get("netDevices")
             and not any(key.startswith("org.pyoci.net.") for key in spec.annotations)
         ):
@@ -155,7 +127,7 @@ class Creator:
         from pyoci.linux import network
 
         root = os.path.dirname(self.state_dir)
-        self.network = network.plan_network(spec, self.net, root, self.container_id)
+        self.network = network.plan_network(spec, self.options.net, root, self.container_id)
 
     def network_state(self) -> dict | None:
         """state.json "network": what `delete` releases (None without a bridge)."""
@@ -166,7 +138,7 @@ class Creator:
         try:
             self.network.attach(self.init_pid)
         except BaseException:
-            sock.send(process.ERROR)  # the init exits; abort() undoes what was made
+            sock.send(channel.ERROR)  # the init exits; abort() undoes what was made
             raise
 
     def _plan_cgroup(self) -> None:
@@ -179,7 +151,7 @@ class Creator:
                 self.log.warning("linux.resources: ignored (rootless: no cgroup delegation)")
             return
         self.cgroup = cgroups.Manager.for_container(
-            self.spec.cgroups_path, self.container_id, self.systemd_cgroup
+            self.spec.cgroups_path, self.container_id, self.options.systemd_cgroup
         )
         self.device_rules = resources.config_device_rules(self.spec.devices)
 
@@ -262,10 +234,10 @@ class Creator:
             hooks.run_hooks("prestart", self.spec.hooks, state)
             hooks.run_hooks("createRuntime", self.spec.hooks, state)
         except PyociError:
-            sock.send(process.ERROR)
+            sock.send(channel.ERROR)
             raise
         faults.point("create:HOOKS_DONE")
-        sock.send(process.HOOKS_DONE + b" " + jsonfast.dumps(state).encode())
+        sock.send(channel.HOOKS_DONE + b" " + jsonfast.dumps(state).encode())
 
     def _handshake(self, sock: socket.socket) -> None:
         hooks_pending = False
@@ -281,7 +253,7 @@ class Creator:
             message = self._receive(sock)
             if not message:
                 raise PyociError("container init exited during create without reporting an error")
-            if message == process.USERNS_READY:
+            if message == channel.USERNS_READY:
                 faults.point("create:USERNS_READY")
                 spec = self.spec
                 namespaces.write_id_maps(
@@ -291,8 +263,8 @@ class Creator:
                     deny_setgroups=os.geteuid() != 0,
                 )
                 faults.point("create:MAPPED")
-                sock.send(process.MAPPED)
-            elif message.startswith(process.PID + b" "):
+                sock.send(channel.MAPPED)
+            elif message.startswith(channel.PID + b" "):
                 self.init_pid = int(message.split()[1])
                 faults.point("create:PID")
                 self._reap_stage1()
@@ -300,19 +272,19 @@ class Creator:
                     # No cgroup holds it for `delete` to find: the init's pid, then.
                     start = proc_start_time(self.init_pid)
                     self.checkpoint({"pid": self.init_pid, "pidStartTime": start})
-            elif message == process.HOOKS:
+            elif message == channel.HOOKS:
                 hooks_pending = True  # run once the init's pid is known (C1 may lag)
                 faults.point("create:HOOKS")
-            elif message == process.READY:
+            elif message == channel.READY:
                 # Stage 1's PID message and the init's READY travel on one socket from two
                 # processes: READY can come first. Keep reading until the pid is known.
                 ready = True
                 faults.point("create:READY")
                 if self.init_pid:
                     return
-            elif message.startswith(process.ERROR):
+            elif message.startswith(channel.ERROR):
                 faults.point("create:ERROR")
-                process.raise_child_error(message)
+                channel.raise_child_error(message)
             else:
                 raise PyociError(f"unexpected message from the container init: {message[:40]!r}")
 
@@ -349,7 +321,7 @@ class Creator:
     def abort(self) -> None:
         """Kill and reap what was forked; the mounts die with the init's mount namespace, or,
         without one, are detached here."""
-        from pyoci.container import wait_exit
+        from pyoci.reaping import kill_and_wait
 
         if self.network is not None:
             # First, while the container's network namespace still exists: devices moved in
@@ -359,29 +331,13 @@ class Creator:
             except Exception:  # noqa: BLE001  (the create's own error is the one to show)
                 pass
             self.network = None
-        for pid in (self.init_pid, self.stage1_pid):
-            if pid:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
-        self._reap_stage1()
-        if self.init_pid:
-            try:
-                os.waitpid(self.init_pid, 0)  # our child when we are its subreaper (run)
-            except ChildProcessError:
-                wait_exit(self.init_pid, timeout=10)
-            self.init_pid = 0
+        # The init is our child when we are its subreaper (run): reaped, as stage 1 is.
+        kill_and_wait([self.init_pid, self.stage1_pid])
+        self.init_pid = self.stage1_pid = 0
         if self.cgroup is not None:
             # Whatever is in the cgroup now is this create's (an init whose pid never reached
             # us, a hook it forked): Manager.create refused a cgroup holding any process.
-            for pid in self.cgroup.pids():
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
-            for pid in self.cgroup.pids():
-                wait_exit(pid, timeout=10)
+            kill_and_wait(self.cgroup.pids())
             try:
                 self.cgroup.destroy()
             except PyociError:

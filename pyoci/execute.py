@@ -1,6 +1,6 @@
 """`pyoci exec`: start another process inside a running container.
 
-The same two-stage shape as `create` (see `pyoci.process`): the parent opens every namespace
+The same two-stage shape as `create` (see `pyoci.channel`): the parent opens every namespace
 of the container's init (`/proc/PID/ns/*`, those that differ from ours) before forking; stage 1
 joins them, user namespace first and mount namespace last (setns into a mount namespace also
 moves the root and cwd to the container's root, so no chroot is needed); the pid and time
@@ -16,19 +16,21 @@ from __future__ import annotations
 import _socket as socket
 import os
 
-from pyoci import faults, jsonfast
-from pyoci import init as process
+from pyoci import faults, jsonfast, procattrs
+from pyoci.channel import ERROR, PID, raise_child_error, send_error
 from pyoci.errors import PyociError
 from pyoci.linux import cgroupjoin
+from pyoci.options import ExecOptions
 from pyoci.spec import Process
 
 # setns order: user first (it grants the rights for the rest), mount last.
 NS_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt")
 
 
-def build_process(base: dict, args: list[str], opts: dict, process_file: str | None) -> Process:
+def build_process(base: dict, args: list[str], opts: ExecOptions) -> Process:
     """The exec'd process: `--process FILE` as given, else the container's process with args
-    and the command-line overrides (cwd, env, user, caps, no-new-privs)."""
+    and the overrides (cwd, env, user, caps, no-new-privs, labels)."""
+    process_file = opts.process_file
     if process_file:
         try:
             with open(process_file, "rb") as f:
@@ -44,37 +46,37 @@ def build_process(base: dict, args: list[str], opts: dict, process_file: str | N
         raise PyociError("exec: no command given (pass CMD [ARG...] or --process FILE)")
     raw = dict(base)
     raw["args"] = list(args)
-    raw["terminal"] = bool(opts.get("tty"))
-    if opts.get("cwd"):
-        raw["cwd"] = opts["cwd"]
-    if opts.get("env"):
-        raw["env"] = [*raw.get("env", []), *opts["env"]]
-    if opts.get("user"):
-        uid, _, gid = opts["user"].partition(":")
+    raw["terminal"] = opts.tty
+    if opts.cwd:
+        raw["cwd"] = opts.cwd
+    if opts.env:
+        raw["env"] = [*raw.get("env", []), *opts.env]
+    if opts.user:
+        uid, _, gid = opts.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):
-            raw["user"] = dict(raw.get("user") or {}, username=opts["user"])
+            raw["user"] = dict(raw.get("user") or {}, username=opts.user)
         else:
             raw["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
-    if opts.get("cap"):
+    if opts.caps:
         caps = {k: list(v) for k, v in (raw.get("capabilities") or {}).items()}
-        for cap in opts["cap"]:
+        for cap in opts.caps:
             for set_name in ("bounding", "effective", "permitted"):
                 caps.setdefault(set_name, [])
                 if cap not in caps[set_name]:
                     caps[set_name].append(cap)
         raw["capabilities"] = caps
-    if opts.get("no_new_privs"):
+    if opts.no_new_privs:
         raw["noNewPrivileges"] = True
     # As runc: the flags set the process's labels, which Process (pyoci.rules) then refuses
     # where this host cannot apply them, as it refuses them in config.json.
-    if opts.get("apparmor"):
-        raw["apparmorProfile"] = opts["apparmor"]
-    if opts.get("process_label"):
-        raw["selinuxLabel"] = opts["process_label"]
+    if opts.apparmor:
+        raw["apparmorProfile"] = opts.apparmor
+    if opts.process_label:
+        raw["selinuxLabel"] = opts.process_label
     try:
         return Process(raw, "process")
     except PyociError as err:
-        if opts.get("cap") and "capabilities" in err.msg:
+        if opts.caps and "capabilities" in err.msg:
             raise PyociError(f"--cap: {err.msg.split(': ', 1)[-1]}") from None
         raise
 
@@ -225,7 +227,7 @@ def _stage1(plan: ExecPlan, sock) -> None:
             keep.add(plan.seccomp_program[0])
         if plan.cgroup_join is not None and plan.cgroup_join[1] is not None:
             keep.add(plan.cgroup_join[1])
-        process.close_inherited_fds(3 + plan.preserve_fds, keep)
+        procattrs.close_inherited_fds(3 + plan.preserve_fds, keep)
         if plan.cgroup_join is not None:  # first: still the host's root, in the host's ns
             v1_dirs, v2_fd, join_v2, v2_dir = plan.cgroup_join
             cgroupjoin.join_self(v1_dirs, v2_fd if join_v2 else None, "exec", v2_dir)
@@ -247,17 +249,14 @@ def _stage1(plan: ExecPlan, sock) -> None:
         if pid == 0:
             _stage2(plan, sock)
         faults.point("exec:PID")
-        sock.send(process.PID + b" %d" % pid)
+        sock.send(PID + b" %d" % pid)
         code = 0
     except BaseException as err:  # noqa: BLE001
-        process.send_error(sock, err)
+        send_error(sock, err)
     os._exit(code)
 
 
 def _stage2(plan: ExecPlan, sock) -> None:
-    from pyoci.linux import exechelper
-    from pyoci.linux import syscalls as sc
-
     try:
         proc = plan.process
         if proc.user.username:
@@ -271,18 +270,13 @@ def _stage2(plan: ExecPlan, sock) -> None:
         mempolicy.apply_memory_policy(plan.memory_policy)
         affinity.apply_final_affinity(plan.cpu_affinity)
         faults.point("exec:stage2")
-        if "HOME" not in plan.env:
-            plan.env["HOME"] = process.home_of(proc.user.uid)
         if proc.terminal:
             from pyoci.linux import console
 
             console.setup_terminal(plan.console_fd, proc.console_size)  # and closes it
-        process._set_rlimits(proc)
-        if proc.user.umask is not None:
-            os.umask(proc.user.umask)
-        process.chdir_in_root(proc.cwd)  # as root: a missing cwd is created
-        exec_path = process.lookup_executable(proc.args[0], plan.env.get("PATH"))
-        process.load_seccomp_and_drop_privileges(
+        procattrs.set_rlimits(proc)
+        exec_path = procattrs.enter_cwd_and_find(proc, plan.env)  # as root: cwd created
+        procattrs.load_seccomp_and_drop_privileges(
             plan.seccomp,
             proc,
             plan.last_cap,
@@ -290,19 +284,17 @@ def _stage2(plan: ExecPlan, sock) -> None:
             plan.preserve_fds,
             final_filter=plan.seccomp_program is None,
         )
-        sc.reset_signals()  # Python ignores SIGPIPE and SIGXFSZ: execve would keep that
-        # Never from Python straight into a container file (pyoci.linux.exechelper).
         faults.point("exec:execve")
-        exechelper.exec_through(
+        procattrs.exec_program(
             plan.helper_fd,
             exec_path,
-            proc.args,
+            proc,
             plan.env,
-            seccomp=plan.seccomp_program,
+            seccomp_program=plan.seccomp_program,
             status_fd=sock.fileno(),  # EXEC right before the program's execve (spawn)
         )
     except BaseException as err:  # noqa: BLE001
-        process.send_error(sock, err)
+        send_error(sock, err)
     os._exit(1)
 
 
@@ -354,22 +346,18 @@ def spawn(plan: ExecPlan) -> int:
             elif message.startswith(exechelper.FAILED):
                 text = message[len(exechelper.FAILED) :].decode(errors="replace").strip()
                 raise PyociError(text.removeprefix("pyoci: "))
-            elif message.startswith(process.PID + b" "):
+            elif message.startswith(PID + b" "):
                 pid = int(message.split()[1])
                 faults.point("exec:PID-received")
                 os.waitpid(stage1, 0)
                 stage1 = 0
-            elif message.startswith(process.ERROR):
+            elif message.startswith(ERROR):
                 faults.point("exec:ERROR")
-                process.raise_child_error(message)
+                raise_child_error(message)
     except BaseException:
-        for p in (pid, stage1):
-            if p:
-                try:
-                    os.kill(p, 9)
-                    os.waitpid(p, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+        from pyoci.reaping import kill_and_wait
+
+        kill_and_wait([pid, stage1])
         raise
     finally:
         parent_sock.close()

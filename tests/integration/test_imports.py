@@ -70,7 +70,7 @@ def test_run_imports_only_on_the_host_and_ctypes_only_in_stage_1(
     parent, host_ns = events[0][0], events[0][1]  # the view's own namespace is the host's here
     if not prefix:
         assert host_ns == os.readlink("/proc/self/ns/mnt")
-    assert any(module == "pyoci.init" for pid, _, module in events if pid == parent)
+    assert any(module == "pyoci.plan" for pid, _, module in events if pid == parent)
     after_entering = [(pid, module) for pid, ns, module in events if ns != host_ns]
     assert not after_entering, f"imports inside the container's mount namespace: {after_entering}"
     ctypes_by = {pid for pid, _, module in events if module == "ctypes"}

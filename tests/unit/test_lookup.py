@@ -1,7 +1,8 @@
-"""The init's pure helpers in pyoci.process: finding args[0] (execvp / Go's LookPath rules and
-the messages docker maps to exit codes 127 and 126), HOME from the container's /etc/passwd (fed
-a tmp file in place of /etc/passwd, so no system file is read), the sysctl plan, and the error
-message that crosses the sync socket from a child."""
+"""The pure helpers of pyoci.procattrs (shared by the init and exec): finding args[0]
+(execvp / Go's LookPath rules and the messages docker maps to exit codes 127 and 126), HOME
+from the container's /etc/passwd (fed a tmp file in place of /etc/passwd, so no system file
+is read); the sysctl plan (pyoci.plan) and the error message that crosses the sync socket
+from a child (pyoci.channel)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyoci import init as process
+from pyoci import channel, plan, procattrs
 from pyoci.errors import PyociError
-from pyoci.init import _is_executable, home_of, lookup_executable
+from pyoci.procattrs import home_of, is_executable, lookup_executable
 
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
 
@@ -108,7 +109,7 @@ def test_executable_means_a_regular_file_with_any_x_bit(tmp_path_factory, mode: 
     path.touch()
     path.chmod(mode)
     try:
-        assert _is_executable(os.stat(path)) == bool(mode & 0o111)
+        assert is_executable(os.stat(path)) == bool(mode & 0o111)
     finally:
         path.chmod(0o600)
 
@@ -117,13 +118,13 @@ def test_only_regular_files_are_executable(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo, 0o777)
     fifo.chmod(0o777)
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not _is_executable(os.stat(fifo))
-    assert not _is_executable(os.stat(tmp_path))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not is_executable(os.stat(fifo))
+    assert not is_executable(os.stat(tmp_path))
 
 
 # --- home_of -----------------------------------------------------------------------------------
 class _FakeEtc:
-    """`os` for pyoci.process, with /etc/passwd answered from `passwd`."""
+    """`os` for pyoci.procattrs, with /etc/passwd answered from `passwd`."""
 
     def __init__(self, passwd: Path) -> None:
         self.passwd = passwd
@@ -138,7 +139,7 @@ class _FakeEtc:
 @pytest.fixture
 def passwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "passwd"
-    monkeypatch.setattr(process, "os", _FakeEtc(path))
+    monkeypatch.setattr(procattrs, "os", _FakeEtc(path))
     return path
 
 
@@ -196,7 +197,7 @@ def test_sysctl_plan_maps_dots_to_proc_sys_paths() -> None:
     class FakeSpec:
         sysctl = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "1024"}
 
-    assert process._plan_sysctl(FakeSpec()) == [
+    assert plan.plan_sysctl(FakeSpec()) == [
         ("linux.sysctl.net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward", "1"),
         ("linux.sysctl.kernel.shmmax", "/proc/sys/kernel/shmmax", "1024"),
     ]
@@ -215,11 +216,11 @@ def test_sysctl_plan_maps_dots_to_proc_sys_paths() -> None:
 def test_a_childs_error_crosses_the_socket_intact(err, msg: str, errno: int) -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        process.send_error(a, err)
+        channel.send_error(a, err)
         message = b.recv(1 << 16)
-        assert message.startswith(process.ERROR + b" ")
+        assert message.startswith(channel.ERROR + b" ")
         with pytest.raises(PyociError) as caught:
-            process.raise_child_error(message)
+            channel.raise_child_error(message)
         assert (caught.value.msg, caught.value.errno) == (msg, errno)
     finally:
         a.close()
