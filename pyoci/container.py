@@ -589,9 +589,10 @@ class Container:
                 relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 console_fd = theirs.detach()
         if not detach:
+            from pyoci.linux import sysbind
             from pyoci.linux import syscalls as sc
 
-            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
+            sysbind.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
         try:
             seccomp = self._state.data.get("seccomp")
             plan = execute.ExecPlan(

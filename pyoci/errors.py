@@ -6,8 +6,6 @@ logs it. Child-side errors cross the sync socket as ``{"error": msg, "errno": n}
 rebuilt here in the parent, so they are reported exactly once too.
 """
 
-import posix
-
 
 class PyociError(Exception):
     """A user-facing error: `msg` is the whole sentence, `errno` the OS error if any."""
@@ -23,12 +21,6 @@ class PyociError(Exception):
     def wrap(self, context: str) -> "PyociError":
         """Prepend context (`mounts[2]: ...`), keeping the errno."""
         return PyociError(f"{context}: {self.msg}", self.errno)
-
-
-def from_oserror(err: OSError, context: str) -> PyociError:
-    """Turn an OSError into a PyociError whose text says what was being done."""
-    reason = posix.strerror(err.errno) if err.errno else str(err)
-    return PyociError(f"{context}: {reason.lower() if reason else err}", err.errno or 0)
 
 
 def does_not_exist(container_id: str) -> PyociError:

@@ -210,17 +210,18 @@ class ExecPlan:
 
 
 def _stage1(plan: ExecPlan, sock) -> None:
+    from pyoci.linux import sysbind
     from pyoci.linux import syscalls as sc
 
     code = 1
     try:
-        sc.set_process_name("pyoci:[1:EXEC]")
+        sysbind.set_process_name("pyoci:[1:EXEC]")
         faults.point("exec:stage1")
-        sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+        sysbind.prctl(sc.PR_SET_PDEATHSIG, 9)
         # Before entering anything of the container's: no /proc/PID access to us from inside
         # (kept by stage 2 until its execve), and none of the caller's fds but stdio and the
         # preserved ones (they would be reachable, e.g. as `--cwd /proc/self/fd/N`).
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sysbind.prctl(sc.PR_SET_DUMPABLE, 0)
         keep = {sock.fileno(), plan.helper_fd, plan.console_fd, plan.root_fd}
         keep.update(fd for _, fd in plan.ns_fds)
         if plan.seccomp_program is not None:
@@ -235,7 +236,7 @@ def _stage1(plan: ExecPlan, sock) -> None:
                 os.close(v2_fd)  # a host directory: not into the container's namespaces
         for name, fd in plan.ns_fds:
             try:
-                sc.setns(fd, 0)
+                sysbind.setns(fd, 0)
             except OSError as err:
                 raise PyociError(
                     f"exec: joining the {name} namespace: {err.strerror.lower()}"

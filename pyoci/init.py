@@ -39,9 +39,11 @@ def init(
     `cgroup_v2_fd`: stage 1's fd of the cgroup2 directory, to move into with `join_v2` (stage
     1 could not give birth to us there), and to close in any case: an init that stays (--init)
     must not hold a host directory the container could reach through /proc/1/fd."""
+    from pyoci.linux import sysbind  # ctypes: loaded in the child stages only
+
     code, ready = 1, False
     try:
-        sc.set_process_name("pyoci:[2:INIT]")
+        sysbind.set_process_name("pyoci:[2:INIT]")
         faults.point("init:start")
         # A session of its own, as runc's init: the caller's process group is outside the
         # container (getpgrp() would be 0 inside a new pid namespace).
@@ -188,11 +190,13 @@ def _attach_terminal(plan: InitPlan) -> None:
 
 
 def _set_names(spec) -> None:
+    from pyoci.linux import sysbind  # ctypes: loaded in the child stages only
+
     if spec.hostname:
         _sethostname(spec.hostname)
     if spec.domainname:
         try:
-            sc.setdomainname(spec.domainname)
+            sysbind.setdomainname(spec.domainname)
         except OSError as err:
             raise PyociError(f"domainname: {err.strerror.lower()}", err.errno) from None
 
@@ -318,12 +322,14 @@ def _sethostname(name: str) -> None:
 def _bind_console() -> None:
     """config-linux.md, Default Devices: "/dev/console is set up if terminal is enabled in
     the config by bind mounting the pseudoterminal pty to /dev/console" (our stdio by now)."""
+    from pyoci.linux import sysbind  # ctypes: loaded in the child stages only
+
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         pty = os.ttyname(0)
         fd = make_in_root(root_fd, "/dev/console", is_file=True)
         try:
-            sc.mount(pty, f"/proc/self/fd/{fd}", None, sc.MS_BIND, None)
+            sysbind.mount(pty, f"/proc/self/fd/{fd}", None, sc.MS_BIND, None)
         finally:
             os.close(fd)
     except OSError as err:

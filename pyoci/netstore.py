@@ -75,13 +75,9 @@ class Store:
             self.fd = -1
 
     def _save(self) -> None:
-        tmp = os.path.join(self.dir, f".{STORE_FILE}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, jsonfast.dumps(self.data, indent=1).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.path)
+        from pyoci.state import write_atomic
+
+        write_atomic(self.path, jsonfast.dumps(self.data, indent=1).encode())
 
     # --- networks ------------------------------------------------------------------------------
     @property

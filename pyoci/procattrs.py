@@ -73,7 +73,9 @@ def load_seccomp_and_drop_privileges(
     without no_new_privs the filter goes before the capability drop (loading needs
     CAP_SYS_ADMIN), as runc orders them; with it, last (`final_filter`), or left to the
     caller to load later. Then the cwd again, as the new user."""
-    sc.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
+    from pyoci.linux import sysbind  # ctypes: loaded in the child stages only
+
+    sysbind.close_range(3 + preserve_fds, flags=sc.CLOSE_RANGE_CLOEXEC)
     if seccomp is not None and not process.no_new_privileges:
         seccomp.load(notify_fd, state)
     drop_privileges(process, last_cap, in_user_ns)
@@ -110,7 +112,9 @@ def exec_program(
     execve would keep that), then the program through pyoci-exec (never from Python straight
     into a container file: pyoci.linux.exechelper), which waits on `fifo_fd` if given and
     reports on `status_fd` (exec's socket) right before the program's execve."""
-    sc.reset_signals()
+    from pyoci.linux import sysbind  # ctypes: loaded in the child stages only
+
+    sysbind.reset_signals()
     exechelper.exec_through(
         helper_fd,
         exec_path,

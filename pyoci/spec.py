@@ -15,8 +15,8 @@ import os
 from pyoci import rules
 from pyoci.errors import PyociError
 
-NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-# The spec's namespace type → the name of its file in /proc/PID/ns.
+# The spec's namespace types → the name of each one's file in /proc/PID/ns: the one table of
+# namespace names (validate reads it backwards, pyoci.linux.namespaces adds the clone flags).
 NS_PROC_NAME = {
     "pid": "pid",
     "network": "net",
@@ -27,6 +27,7 @@ NS_PROC_NAME = {
     "cgroup": "cgroup",
     "time": "time",
 }
+NAMESPACE_TYPES = tuple(NS_PROC_NAME)
 
 # Capability names known to this kernel's headers (capability.h, up to CAP_CHECKPOINT_RESTORE).
 CAPABILITIES = [

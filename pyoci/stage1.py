@@ -27,13 +27,14 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
     """C1: namespaces, then fork the init and report its pid. Never returns."""
     code = 1
     try:
-        sc.bind()  # ctypes, now: still in the host's mount namespace (see syscalls.py)
-        sc.set_process_name("pyoci:[1:C1]")
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        from pyoci.linux import sysbind  # ctypes, now: still in the host's mount namespace
+
+        sysbind.set_process_name("pyoci:[1:C1]")
+        sysbind.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         # Before anything of the container exists: nothing of ours may be reached through
         # /proc/PID (exe, fd, mem) from inside (inherited by the init until its execve), and
         # no fd of the caller's but stdio and the preserved ones may come along.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sysbind.prctl(sc.PR_SET_DUMPABLE, 0)
         close_inherited_fds(3 + plan.preserve_fds, plan.keep_fds() | {sock.fileno()})
         go = sock.recv(1 << 20)  # errors before GO would race the parent's send of it
         if not go.startswith(GO):
@@ -66,14 +67,14 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
             # the namespace's root is the user itself: it sees what the user sees.
             mounts.clone_bind_sources(plan.mount_ops)
         if ns.user_fd is not None:
-            sc.setns(ns.user_fd, sc.CLONE_NEWUSER)
+            sysbind.setns(ns.user_fd, sc.CLONE_NEWUSER)
         elif ns.new_user:
-            sc.unshare(sc.CLONE_NEWUSER)
+            sysbind.unshare(sc.CLONE_NEWUSER)
             # Dumpable while in a user namespace's setup (as runc's nsexec): the parent writes
             # our uid_map, and /proc/self/timens_offsets must be ours, not the host root's.
             # This process stays outside the container's pid namespace; the init is forked
             # only after dumpable is cleared again below.
-            sc.prctl(sc.PR_SET_DUMPABLE, 1)
+            sysbind.prctl(sc.PR_SET_DUMPABLE, 1)
             faults.point("stage1:USERNS_READY")
             sock.send(USERNS_READY)
             if sock.recv(64) != MAPPED:
@@ -82,11 +83,11 @@ def stage1(plan: InitPlan, sock: socket.socket) -> None:
         if ns.user_fd is not None or ns.new_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-            sc.prctl(sc.PR_SET_DUMPABLE, 1)  # the id change cleared it (see above)
+            sysbind.prctl(sc.PR_SET_DUMPABLE, 1)  # the id change cleared it (see above)
         namespaces.join_and_unshare(ns)
         faults.point("stage1:namespaces")
         ns.close()  # joined: the init must not inherit fds of the host's namespaces
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sysbind.prctl(sc.PR_SET_DUMPABLE, 0)
         pid, born_in_v2 = cgroupjoin.fork_into(birth_fd, field, plan.cgroup_v2 or "")
         if pid == 0:
             init(plan, sock, v2_fd, join_v2=birth_fd is not None and not born_in_v2)

@@ -8,6 +8,12 @@ the status is never stored: `status()` derives it from the process every time, i
 `posix`, not `os`, and no `__future__` import: `state`, `start`, `kill` and `delete` load this
 module, and those two imports cost about as much as everything else they do (`pyoci.entry`).
 Paths here are `<root>/<id>/<name>` with a checked id: joined as strings.
+
+`write_atomic` is the one way pyoci replaces a file (state.json, the bridge address store, the
+seccomp cache): a temp file of a random name in the same directory, created O_EXCL|O_NOFOLLOW
+(a directory may be writable by others: root must not write through a symlink planted at a
+name it could guess), then renamed over the target, which replaces a link there rather than
+follow it. Here because every command loads this module anyway (and with `posix` only).
 """
 
 import fcntl
@@ -232,16 +238,9 @@ class ContainerState:
 
     def save(self) -> None:
         """Atomically replace state.json (temp file in the same dir + rename)."""
-        tmp = f"{self.dir}/.{STATE_FILE}.tmp"
-        fd = posix.open(
-            tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600
-        )
-        try:
-            posix.write(fd, jsonfast.dumps(self.data).encode())
-        finally:
-            posix.close(fd)
-        faults.point("state:before-rename")
-        posix.rename(tmp, f"{self.dir}/{STATE_FILE}")
+        path = f"{self.dir}/{STATE_FILE}"
+        data = jsonfast.dumps(self.data).encode()
+        write_atomic(path, data, before_rename=lambda: faults.point("state:before-rename"))
 
 
 class CorruptState(PyociError):
@@ -256,6 +255,31 @@ def incomplete(container_id: str) -> dict:
     `state` can tell and `delete` removes; `list` leaves it out (`list_ids`)."""
     return {"id": container_id, "status": CREATING, "pid": 0, "bundle": "", "rootfs": "",
             "created": ""}  # fmt: skip
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600, before_rename=None) -> None:
+    """Replace `path` with `data`; OSError on failure, and then no temp file stays behind.
+    `before_rename()` is called between the write and the rename (a fault point)."""
+    directory, slash, name = path.rpartition("/")
+    tmp = f"{directory}{slash}.{name}.{posix.urandom(6).hex()}.tmp"
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    fd = posix.open(tmp, flags, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[posix.write(fd, view) :]
+        finally:
+            posix.close(fd)
+        if before_rename is not None:
+            before_rename()
+        posix.rename(tmp, path)
+    except BaseException:
+        try:
+            posix.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def load(root: str, container_id: str) -> ContainerState:

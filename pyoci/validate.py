@@ -48,16 +48,7 @@ HOOK_NAMES = _spec.HOOK_NAMES
 ROOTFS_PROPAGATIONS = _spec.ROOTFS_PROPAGATIONS
 
 # readlink() of an open namespace file gives `<name>:[<inode>]`; name → the spec's type.
-PROC_NS_TYPES = {
-    "mnt": "mount",
-    "net": "network",
-    "pid": "pid",
-    "ipc": "ipc",
-    "uts": "uts",
-    "user": "user",
-    "cgroup": "cgroup",
-    "time": "time",
-}
+PROC_NS_TYPES = {proc: ns_type for ns_type, proc in _spec.NS_PROC_NAME.items()}
 
 # Only these seccomp actions carry an errno (config-linux.md: any other MUST fail).
 ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")

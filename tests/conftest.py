@@ -45,19 +45,6 @@ def require_root_and_rootfs() -> None:
         pytest.skip(f"busybox rootfs missing at {BUSYBOX_ROOTFS}: run `make bundles`")
 
 
-def _unescape_mountinfo(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def live_processes() -> Iterator[tuple[int, bytes]]:
     """(pid, raw NUL-separated command line) of every live process but this one; zombies
     are skipped (they hold nothing and cannot be killed)."""
@@ -87,8 +74,9 @@ def processes_mentioning(text: str) -> dict[int, str]:
 
 
 def host_mount_points() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [_unescape_mountinfo(line.split()[4]) for line in f if line.strip()]
+    from pyoci.linux import mountinfo
+
+    return [m.point for m in mountinfo.read()]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -57,6 +57,8 @@ def switch_user(uid: int, gid: int, groups: list[int], set_groups: bool) -> None
 
 def set_sets(caps: dict[str, list[int]], last: int) -> None:
     """Set effective, permitted and inheritable exactly, then the ambient set."""
+    from pyoci.linux import sysbind
+
     every = range(last + 1)
     eff = set(caps.get("effective", []))
     prm = set(caps.get("permitted", []))
@@ -74,10 +76,10 @@ def set_sets(caps: dict[str, list[int]], last: int) -> None:
         raise PyociError(
             f"process.capabilities: capset: {err.strerror.lower()}", err.errno
         ) from None
-    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    sysbind.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in caps.get("ambient", []):
         try:
-            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+            sysbind.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
         except OSError as err:
             raise PyociError(
                 f"process.capabilities.ambient: raising cap {cap} "

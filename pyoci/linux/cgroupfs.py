@@ -18,26 +18,14 @@ import os
 
 from pyoci.errors import PyociError
 from pyoci.linux import syscalls as sc
+from pyoci.linux.cgroups import CGROUP_ROOT, cgroup_mounts, mounts, proc_cgroup
 from pyoci.linux.paths import fd_path, make_in_root
-
-CGROUP_ROOT = "/sys/fs/cgroup"
+from pyoci.linux.remount import remount_bind
 
 
 def is_unified_host() -> bool:
     """True when /sys/fs/cgroup itself is cgroup2 (no v1 controllers at all)."""
-    from pyoci.linux.cgroups import mounts
-
     return mounts()[1] == CGROUP_ROOT
-
-
-def _own_cgroups(pid: int | str = "self") -> dict[str, str]:
-    """/proc/PID/cgroup as {controllers: path}; cgroup2 is the key ''."""
-    out = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            out[controllers] = path
-    return out
 
 
 def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
@@ -46,7 +34,7 @@ def plan_cgroup_binds(paths: dict[str, str] | None = None) -> list[tuple[str, st
     a cgroup2 mount is not the container's own view (`mount_cgroupfs`). `paths` maps each
     hierarchy's controller list to the container's cgroup (default: the caller's own, which
     the container inherits)."""
-    dirs = _hierarchy_dirs(paths or _own_cgroups())
+    dirs = _hierarchy_dirs(paths or proc_cgroup())
     if is_unified_host():
         found = [host_dir for host_dir, _, key in dirs if key == ""]
         return [(found[-1], "")] if found else None
@@ -57,46 +45,38 @@ def _hierarchy_dirs(paths: dict[str, str]) -> list[tuple[str, str, str]]:
     """(host dir, mount point name, key: '' for cgroup2) of each hierarchy mounted under
     /sys/fs/cgroup that `paths` names."""
     binds = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            fstype, _, super_opts = right.split()[:3] if len(right.split()) >= 3 else ("", "", "")
-            mount_root, mountpoint = fields[3], fields[4]
-            if os.path.dirname(mountpoint) != CGROUP_ROOT and not (
-                mountpoint == CGROUP_ROOT and fstype == "cgroup2"  # a pure v2 host
-            ):
-                continue
-            if fstype == "cgroup2":
-                key = ""
-            elif fstype == "cgroup":
-                key = ",".join(
-                    o
-                    for o in super_opts.split(",")
-                    if o not in ("rw", "ro")
-                    and not o.startswith("xattr")
-                    and o not in ("nsdelegate", "noprefix", "clone_children", "cpuset_v2_mode")
-                    and not o.startswith("release_agent")
-                )
-            else:
-                continue
-            path = paths.get(key)
-            if path is None:
-                continue
-            rel = (
-                os.path.relpath(path, mount_root)
-                if path.startswith(mount_root)
-                else path.lstrip("/")
+    for m in cgroup_mounts():
+        fstype, mount_root, mountpoint = m.fstype, m.root, m.point
+        if os.path.dirname(mountpoint) != CGROUP_ROOT and not (
+            mountpoint == CGROUP_ROOT and fstype == "cgroup2"  # a pure v2 host
+        ):
+            continue
+        if fstype == "cgroup2":
+            key = ""
+        elif fstype == "cgroup":
+            key = ",".join(
+                o
+                for o in m.super_options.split(",")
+                if o not in ("rw", "ro")
+                and not o.startswith("xattr")
+                and o not in ("nsdelegate", "noprefix", "clone_children", "cpuset_v2_mode")
+                and not o.startswith("release_agent")
             )
-            host_dir = os.path.normpath(os.path.join(mountpoint, rel))
-            binds.append((host_dir, os.path.basename(mountpoint), key))
+        else:
+            continue
+        path = paths.get(key)
+        if path is None:
+            continue
+        rel = os.path.relpath(path, mount_root) if path.startswith(mount_root) else path.lstrip("/")
+        host_dir = os.path.normpath(os.path.join(mountpoint, rel))
+        binds.append((host_dir, os.path.basename(mountpoint), key))
     return binds
 
 
 def process_cgroup_dirs(pid: int) -> tuple[list[str], str | None]:
     """Host directories of every cgroup `pid` is in that differ from ours, as (v1 dirs, the
     cgroup2 dir): where an exec'd process must go to share the container's limits."""
-    theirs, ours = _own_cgroups(pid), _own_cgroups()
+    theirs, ours = proc_cgroup(pid), proc_cgroup()
     if is_unified_host():
         path = theirs.get("")
         v2 = os.path.join(CGROUP_ROOT, path.lstrip("/")) if path and path != ours.get("") else None
@@ -115,13 +95,13 @@ def _at_cgroupns_root() -> bool:
     """The calling process is at the root of its cgroup namespace in the cgroup2 hierarchy:
     a cgroup2 mount made now shows exactly its cgroup. (The container's cgroup is never the
     host's root: `create` refuses a cgroup that holds processes.)"""
-    return _own_cgroups().get("") == "/"
+    return proc_cgroup().get("") == "/"
 
 
 def _mount_unified(root_fd: int, op, flags: int) -> None:
     """A pure v2 host: cgroup2 at the root of the container's own cgroup namespace, else (or
     when that is refused) a bind of its cgroup2 directory."""
-    from pyoci.linux.mounts import remount_bind
+    from pyoci.linux import sysbind
 
     host_dir = op.cgroup_binds[0][0]
     target_fd = make_in_root(root_fd, op.destination)
@@ -129,7 +109,7 @@ def _mount_unified(root_fd: int, op, flags: int) -> None:
         target = fd_path(target_fd)
         if _at_cgroupns_root():
             try:
-                sc.mount("cgroup2", target, "cgroup2", flags | (op.flags & sc.MS_RDONLY), None)
+                sysbind.mount("cgroup2", target, "cgroup2", flags | (op.flags & sc.MS_RDONLY), None)
                 return
             except OSError as err:
                 if err.errno not in (errno.EPERM, errno.EBUSY):
@@ -138,7 +118,7 @@ def _mount_unified(root_fd: int, op, flags: int) -> None:
                         err.errno,
                     ) from None
         try:
-            sc.mount(host_dir, target, None, sc.MS_BIND | sc.MS_REC, None)
+            sysbind.mount(host_dir, target, None, sc.MS_BIND | sc.MS_REC, None)
         except OSError as err:
             raise PyociError(
                 f"{op.path}: bind {host_dir} to {op.destination}: {err.strerror.lower()}",
@@ -155,7 +135,7 @@ def _mount_unified(root_fd: int, op, flags: int) -> None:
 
 def mount_cgroupfs(root_fd: int, op) -> None:
     """Mount the cgroup view planned by `plan_cgroup_binds` at op.destination."""
-    from pyoci.linux.mounts import remount_bind
+    from pyoci.linux import sysbind
 
     flags = op.flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RELATIME)
     if op.cgroup_binds is not None and [name for _, name in op.cgroup_binds] == [""]:
@@ -167,9 +147,9 @@ def mount_cgroupfs(root_fd: int, op) -> None:
         covered_mode = os.fstat(target_fd).st_mode & 0o7777
         try:
             if op.cgroup_binds is None:
-                sc.mount("cgroup2", target, "cgroup2", flags | (op.flags & sc.MS_RDONLY), None)
+                sysbind.mount("cgroup2", target, "cgroup2", flags | (op.flags & sc.MS_RDONLY), None)
                 return
-            sc.mount("tmpfs", target, "tmpfs", flags, "mode=755")
+            sysbind.mount("tmpfs", target, "tmpfs", flags, "mode=755")
             # As runc: the tmpfs root keeps the mode of the directory it covers (sysfs's 555).
             fd = make_in_root(root_fd, op.destination)
             try:
@@ -186,7 +166,7 @@ def mount_cgroupfs(root_fd: int, op) -> None:
         sub = os.path.join(op.destination, name)
         fd = make_in_root(root_fd, sub)
         try:
-            sc.mount(host_dir, fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
+            sysbind.mount(host_dir, fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
         except OSError as err:
             raise PyociError(
                 f"{op.path}: bind {host_dir} to {sub}: {err.strerror.lower()}", err.errno
@@ -210,6 +190,6 @@ def mount_cgroupfs(root_fd: int, op) -> None:
     if op.flags & sc.MS_RDONLY:
         fd = make_in_root(root_fd, op.destination)
         try:
-            sc.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755")
+            sysbind.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755")
         finally:
             os.close(fd)

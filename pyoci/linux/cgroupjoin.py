@@ -30,7 +30,6 @@ import errno
 import os
 
 from pyoci.errors import PyociError
-from pyoci.linux import syscalls as sc
 
 # Refusals that come before copy_process() reserves a pid: safe to retry with fork().
 _RETRY_WITH_FORK = (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EPERM)
@@ -49,10 +48,12 @@ def open_dir(path: str | None, field: str) -> int | None:
 def fork_into(v2_fd: int | None, field: str, v2_dir: str = "") -> tuple[int, bool]:
     """fork(); with `v2_fd`, the child starts in that cgroup2 directory where the kernel
     offers it. Returns (pid, whether the child was born there)."""
+    from pyoci.linux import sysbind
+
     if v2_fd is None:
         return os.fork(), False
     try:
-        return sc.fork_into_cgroup(v2_fd), True
+        return sysbind.fork_into_cgroup(v2_fd), True
     except OSError as err:
         if err.errno in _RETRY_WITH_FORK:
             return os.fork(), False

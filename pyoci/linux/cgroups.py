@@ -21,6 +21,7 @@ directory it made; `destroy` removes only those (an existing empty cgroup it reu
 import posix
 
 from pyoci.errors import PyociError
+from pyoci.linux import mountinfo
 
 # `delete`, `kill --all` and `ps` load this module: what they use here works with `posix` (what
 # `os` re-exports) and string paths, since `os` alone costs ~1 ms to import (pyoci.entry says
@@ -50,6 +51,7 @@ def _read(path: str) -> str:
 
 
 _MOUNTS: tuple[dict[str, str], str | None] | None = None
+_CGROUP_MOUNTS: list[mountinfo.Mount] | None = None  # what _MOUNTS was derived from
 
 
 def mounts() -> tuple[dict[str, str], str | None]:
@@ -68,14 +70,19 @@ def mounts() -> tuple[dict[str, str], str | None]:
     return _MOUNTS
 
 
+def cgroup_mounts() -> list[mountinfo.Mount]:
+    """This process's cgroup and cgroup2 mounts, from the same read of mountinfo as
+    `mounts()` (planning needs both: one read, not two)."""
+    mounts()
+    if _CGROUP_MOUNTS is None:  # `_MOUNTS` was set from elsewhere (tests)
+        return [m for m in mountinfo.read() if m.fstype in ("cgroup", "cgroup2")]
+    return _CGROUP_MOUNTS
+
+
 def _readmounts() -> tuple[dict[str, str], str | None]:
-    found: list[tuple[str, str, str]] = []  # (mount point, fstype, super options)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields, rest = left.split(), right.split()
-            if len(rest) >= 3 and rest[0] in ("cgroup", "cgroup2"):
-                found.append((fields[4], rest[0], rest[2]))
+    global _CGROUP_MOUNTS
+    _CGROUP_MOUNTS = [m for m in mountinfo.read() if m.fstype in ("cgroup", "cgroup2")]
+    found = [(m.point, m.fstype, m.super_options) for m in _CGROUP_MOUNTS]
     # The hierarchies under /sys/fs/cgroup when there are any: a cgroup mount elsewhere may be
     # a container's (its /sys/fs/cgroup below its rootfs, mounted before it), not the host's.
     under = [m for m in found if m[0] == CGROUP_ROOT or m[0].startswith(CGROUP_ROOT + "/")]
@@ -140,17 +147,31 @@ def layout() -> str:
     return "hybrid" if v2 else "legacy"
 
 
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/PID/cgroup → {hierarchy key: path}: the key is the line's controller list as the
+    kernel writes it (`cpu,cpuacct`, `name=systemd`), '' for cgroup2."""
+    out = {}
+    for line in text.splitlines():
+        _, key, path = line.split(":", 2)
+        out[key] = path
+    return out
+
+
+def proc_cgroup(pid: int | str = "self") -> dict[str, str]:
+    """The cgroups of process `pid` (see parse_proc_cgroup); OSError if it is gone."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        return parse_proc_cgroup(f.read())
+
+
 def _own_paths() -> dict[str, str]:
     """Our cgroup in each hierarchy: {'' (v2) or controller: path}."""
     out = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if controllers == "":
-                out[""] = path
-            for c in controllers.split(","):
-                if c:
-                    out[c] = path
+    for key, path in proc_cgroup().items():
+        if key == "":
+            out[""] = path
+        for c in key.split(","):
+            if c:
+                out[c] = path
     return out
 
 
@@ -359,13 +380,9 @@ class Manager:
         import os
 
         out = {}
-        own_keys = {}
-        with open("/proc/self/cgroup") as f:
-            for line in f:
-                _, controllers, _ = line.rstrip("\n").split(":", 2)
-                own_keys[controllers] = controllers.split(",")[0] if controllers else ""
         v1, v2 = mounts()
-        for key, first in own_keys.items():
+        for key in proc_cgroup():
+            first = key.split(",")[0]
             if key == "" and self.v2_dir and v2:
                 out[""] = "/" + os.path.relpath(self.v2_dir, v2)
             elif first in self.dirs:
@@ -554,12 +571,10 @@ class Manager:
             return False
         path = "/" + directory[len(mountpoint) :].strip("/")  # directory is below it
         try:
-            with open(f"/proc/{pid}/cgroup") as f:
-                lines = f.read().splitlines()
+            theirs = proc_cgroup(pid)
         except (FileNotFoundError, ProcessLookupError):
             return False
-        for line in lines:
-            _, controllers, current = line.split(":", 2)
+        for controllers, current in theirs.items():
             if (key == "" and controllers == "") or (key and key in controllers.split(",")):
                 return current == path or current.startswith(path.rstrip("/") + "/")
         return False

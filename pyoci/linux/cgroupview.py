@@ -19,32 +19,24 @@ _FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "relatime": 1 << 21}
 
 def restore() -> bool:
     """Mount pid 1's /sys/fs/cgroup hierarchies here; True if anything was mounted."""
+    from pyoci.linux import mountinfo, sysbind
+
     if os.geteuid() != 0:
         return False
     try:
-        with open("/proc/1/mountinfo") as f:
-            lines = f.read().splitlines()
-        with open("/proc/self/mountinfo") as f:
-            own = f.read().splitlines()
+        theirs, own = mountinfo.read(1), mountinfo.read()
     except OSError:
         return False
     # Mount ids are global and a new mount namespace gets copies with new ids: the same root
     # mount id means pid 1's namespace itself, where nothing is ever mounted. (Its
     # /proc/1/ns/mnt may be unreadable: that needs ptrace access to pid 1.)
-    if _root_mount_id(lines) == _root_mount_id(own):
+    if _root_mount_id(theirs) == _root_mount_id(own):
         return False
-    wanted = []
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, rest = left.split(), right.split()
-        if len(fields) < 6 or len(rest) < 3:
-            continue
-        point, fstype = fields[4], rest[0]
-        if point == ROOT or point.startswith(ROOT + "/"):
-            wanted.append((point, fstype, fields[5], rest[2]))
+    wanted = [
+        (m.point, m.fstype, m.options, m.super_options) for m in mountinfo.under(theirs, ROOT)
+    ]
     if not any(fstype in ("cgroup", "cgroup2") for _, fstype, _, _ in wanted):
         return False
-    from pyoci.linux import syscalls as sc
 
     mounted = False
     try:
@@ -58,16 +50,13 @@ def restore() -> bool:
                 flags &= ~_FLAGS["ro"]  # mount points are made in it below
             data = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
             os.makedirs(point, exist_ok=True)
-            sc.mount(fstype, point, fstype, flags, data or None)
+            sysbind.mount(fstype, point, fstype, flags, data or None)
             mounted = True
     except OSError:
         return mounted
     return mounted
 
 
-def _root_mount_id(lines: list[str]) -> str | None:
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4 and fields[4] == "/":
-            return fields[0]  # the last "/" entry is the one a lookup sees; any one will do
-    return None
+def _root_mount_id(mounts: list) -> int | None:
+    """The id of a "/" mount (the last one is what a lookup sees; any one will do)."""
+    return next((m.mount_id for m in mounts if m.point == "/"), None)

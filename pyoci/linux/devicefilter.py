@@ -166,24 +166,25 @@ def install(cgroup_dir: str, code: bytes) -> None:
     attached before (by `create`, or an earlier `update`; programs of others are left alone).
     The new one is attached first, so there is no moment without a filter; while both are
     attached the kernel asks both (and denies what either denies)."""
+    from pyoci.linux import sysbind
     from pyoci.linux import syscalls as sc
 
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        previous = sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE)
-        prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, code, PROGRAM_NAME)
+        previous = sysbind.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE)
+        prog = sysbind.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, code, PROGRAM_NAME)
         try:
-            sc.bpf_prog_attach(fd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
+            sysbind.bpf_prog_attach(fd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
         finally:
             os.close(prog)
         for prog_id in previous:
             try:
-                old = sc.bpf_prog_get_fd_by_id(prog_id)
+                old = sysbind.bpf_prog_get_fd_by_id(prog_id)
             except FileNotFoundError:
                 continue  # detached meanwhile
             try:
-                if sc.bpf_prog_name(old) == PROGRAM_NAME:
-                    sc.bpf_prog_detach(fd, old, sc.BPF_CGROUP_DEVICE)
+                if sysbind.bpf_prog_name(old) == PROGRAM_NAME:
+                    sysbind.bpf_prog_detach(fd, old, sc.BPF_CGROUP_DEVICE)
             finally:
                 os.close(old)
     finally:

@@ -86,6 +86,8 @@ def plan_devices(spec) -> list[DeviceOp]:
 
 def create_device(root_fd: int, op: DeviceOp, bind_from_host: bool) -> None:
     """mknod the node (or bind the host's node in a user namespace)."""
+    from pyoci.linux import sysbind
+
     parent = os.path.dirname(op.path)
     name = os.path.basename(op.path)
     dir_fd = make_in_root(root_fd, parent)
@@ -130,7 +132,7 @@ def create_device(root_fd: int, op: DeviceOp, bind_from_host: bool) -> None:
         )
         file_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
-            sc.mount(op.path, fd_path(file_fd), None, sc.MS_BIND, None)
+            sysbind.mount(op.path, fd_path(file_fd), None, sc.MS_BIND, None)
         finally:
             os.close(file_fd)
     except OSError as err:

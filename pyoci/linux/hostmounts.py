@@ -10,35 +10,13 @@ and `delete` (or a failed `create`) detaches exactly those, deepest first.
 from __future__ import annotations
 
 from pyoci.errors import PyociError
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
+from pyoci.linux import mountinfo
 
 
 def under(path: str) -> list[tuple[int, str]]:
     """(mount id, mount point) of every mount at or below `path`, in mountinfo order (a
     parent before what is mounted on it)."""
-    path = path.rstrip("/") or "/"
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" ", 5)
-            point = _unescape(fields[4])
-            if point == path or point.startswith(path + "/"):
-                found.append((int(fields[0]), point))
-    return found
+    return [(m.mount_id, m.point) for m in mountinfo.under(mountinfo.read(), path)]
 
 
 def new_since(path: str, before: set[int]) -> list[str]:
@@ -48,12 +26,13 @@ def new_since(path: str, before: set[int]) -> list[str]:
 
 def detach(points: list[str]) -> None:
     """umount2(MNT_DETACH) each, last mounted first; one already gone is not an error."""
+    from pyoci.linux import sysbind
     from pyoci.linux import syscalls as sc
 
     problems = []
     for point in reversed(points):
         try:
-            sc.umount2(point, sc.MNT_DETACH)
+            sysbind.umount2(point, sc.MNT_DETACH)
         except OSError as err:
             if err.errno not in (2, 22):  # ENOENT, EINVAL: not (or no longer) a mount point
                 problems.append(f"{point}: {err.strerror.lower()}")

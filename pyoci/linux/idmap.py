@@ -18,6 +18,8 @@ from pyoci.linux import syscalls as sc
 
 def userns_fd_for(uid_mappings: list, gid_mappings: list) -> int:
     """An fd of a new user namespace with these mappings (its only process is gone)."""
+    from pyoci.linux import sysbind
+
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     pid = os.fork()
@@ -25,7 +27,7 @@ def userns_fd_for(uid_mappings: list, gid_mappings: list) -> int:
         try:
             os.close(ready_r)
             os.close(go_w)
-            sc.unshare(sc.CLONE_NEWUSER)
+            sysbind.unshare(sc.CLONE_NEWUSER)
             os.write(ready_w, b"1")
             os.read(go_r, 1)
         finally:
@@ -47,6 +49,8 @@ def userns_fd_for(uid_mappings: list, gid_mappings: list) -> int:
 
 def idmapped_tree(op, uid_mappings: list, gid_mappings: list) -> int:
     """A detached, id-mapped clone of op.source, as an fd for move_mount()."""
+    from pyoci.linux import sysbind
+
     if not uid_mappings or not gid_mappings:
         raise PyociError(
             f"{op.path}: an idmapped mount needs uidMappings and gidMappings "
@@ -56,9 +60,9 @@ def idmapped_tree(op, uid_mappings: list, gid_mappings: list) -> int:
     flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
     userns = userns_fd_for(uid_mappings, gid_mappings)
     try:
-        tree = sc.open_tree(-100, op.source, flags)
+        tree = sysbind.open_tree(-100, op.source, flags)
         try:
-            sc.mount_setattr(
+            sysbind.mount_setattr(
                 tree,
                 "",
                 sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0),

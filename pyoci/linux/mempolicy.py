@@ -14,13 +14,12 @@ cpuset does not allow, are EINVAL; the error then names the host's memory nodes.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pyoci import rules
 from pyoci.errors import PyociError
+from pyoci.linux.syscalls import SYSCALL_NR
 
-NR_SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}.get(os.uname().machine, 238)
 _LONG_BITS = 64 if sys.maxsize > 2**32 else 32
 FIELD = "linux.memoryPolicy"
 
@@ -78,20 +77,17 @@ def plan_memory_policy(raw: object) -> MemoryPolicyPlan | None:
 
 
 def apply_memory_policy(plan: MemoryPolicyPlan | None) -> None:
-    """set_mempolicy(2) for the calling thread. Call it after `pyoci.linux.syscalls.bind()`
-    (stage 1 does: ctypes is loaded then, on the host), so nothing is imported here."""
+    """set_mempolicy(2) for the calling thread. Call it once sysbind is loaded (stage 1 loads
+    it on the host), so nothing is imported here."""
     if plan is None:
         return
-    import ctypes  # already loaded by sc.bind() (stage 1, on the host): no file is read
+    from pyoci.linux import sysbind
 
-    from pyoci.linux import syscalls as sc
-
-    mask = ctypes.create_string_buffer(plan.nodemask, len(plan.nodemask)) if plan.nodemask else None
     try:
-        sc._syscall(NR_SET_MEMPOLICY, ctypes.c_int(plan.mode), mask, ctypes.c_ulong(plan.maxnode))
+        sysbind.set_mempolicy(plan.mode, plan.nodemask, plan.maxnode)
     except OSError as err:
         reason = err.strerror.lower() if err.strerror else str(err)
-        if err.errno == 38:  # ENOSYS
+        if err.errno == 38 and "set_mempolicy" in SYSCALL_NR:  # ENOSYS from the kernel
             reason = "this kernel has no NUMA support (CONFIG_NUMA)"
         elif err.errno == 22 and plan.host_nodes is not None:  # EINVAL: the host's nodes
             reason += f" (this host's memory nodes: {plan.host_nodes or 'none'})"

@@ -12,6 +12,7 @@ import os
 from pyoci.errors import PyociError
 from pyoci.linux import syscalls as sc
 from pyoci.linux.paths import fd_path, make_in_root, open_in_root
+from pyoci.linux.remount import REMOUNT_MASK, remount_bind
 
 # option → (clear?, flag): the classic mount(2) flags, as runc and crun accept them.
 FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
@@ -109,34 +110,6 @@ _FLAG_NAMES = [
     (sc.MS_RELATIME, "MS_RELATIME"),
     (sc.MS_STRICTATIME, "MS_STRICTATIME"),
     (sc.MS_LAZYTIME, "MS_LAZYTIME"),
-]
-
-# Flags a bind remount may change; the rest of the parsed flags only matter to mount(2).
-_REMOUNT_MASK = (
-    sc.MS_RDONLY
-    | sc.MS_NOSUID
-    | sc.MS_NODEV
-    | sc.MS_NOEXEC
-    | sc.MS_SYNCHRONOUS
-    | sc.MS_MANDLOCK
-    | sc.MS_DIRSYNC
-    | sc.MS_NOSYMFOLLOW
-    | sc.MS_NOATIME
-    | sc.MS_NODIRATIME
-    | sc.MS_RELATIME
-    | sc.MS_STRICTATIME
-    | sc.MS_LAZYTIME
-)
-
-# statvfs f_flag bits (ST_*) that a user namespace locks on a mount, as MS_* flags.
-_LOCKED_ST_FLAGS = [
-    (1, sc.MS_RDONLY),
-    (2, sc.MS_NOSUID),
-    (4, sc.MS_NODEV),
-    (8, sc.MS_NOEXEC),
-    (1024, sc.MS_NOATIME),
-    (2048, sc.MS_NODIRATIME),
-    (4096, sc.MS_RELATIME),
 ]
 
 
@@ -257,33 +230,10 @@ def parse_options(mount, bundle: str) -> MountOp:
     return op
 
 
-def _existing_locked_flags(path: str) -> int:
-    """Flags of the mount at `path` that a remount in a user namespace must keep."""
-    st_flags = os.statvfs(path).f_flag
-    return sum(ms for st, ms in _LOCKED_ST_FLAGS if st_flags & st)
-
-
-_ATIME_FLAGS = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NODIRATIME
-
-
-def remount_bind(target: str, flags: int, cleared: int = 0) -> None:
-    """MS_REMOUNT|MS_BIND with the per-mount flags added to the mount's existing ones (a
-    read-only /proc/bus stays nosuid,nodev,noexec), except those the options clear and the
-    atime mode when the options set one; retry keeping the locked flags (EPERM in a user
-    namespace when a flag of the source mount would be cleared)."""
-    flags &= _REMOUNT_MASK
-    existing = _existing_locked_flags(target) & ~cleared
-    if flags & _ATIME_FLAGS:
-        existing &= ~_ATIME_FLAGS
-    flags |= existing | sc.MS_REMOUNT | sc.MS_BIND
-    try:
-        sc.mount(None, target, None, flags, None)
-    except PermissionError:
-        sc.mount(None, target, None, flags | _existing_locked_flags(target), None)
-
-
 def do_mount(root_fd: int, op: MountOp) -> None:
     """Mount one entry onto its destination resolved inside the rootfs."""
+    from pyoci.linux import sysbind
+
     if op.type == "cgroup":
         from pyoci.linux.cgroupfs import mount_cgroupfs  # already loaded by parse_options
 
@@ -307,14 +257,14 @@ def do_mount(root_fd: int, op: MountOp) -> None:
             keep_mode = None
         try:
             if op.tree_fd >= 0:
-                sc.move_mount(op.tree_fd, target_fd)
+                sysbind.move_mount(op.tree_fd, target_fd)
                 os.close(op.tree_fd)
             elif op.is_bind:
-                sc.mount(op.source, target, None, op.flags & (sc.MS_BIND | sc.MS_REC), None)
+                sysbind.mount(op.source, target, None, op.flags & (sc.MS_BIND | sc.MS_REC), None)
             elif op.tmpcopyup:
                 _mount_tmpfs_copyup(target, op, data)
             else:
-                sc.mount(op.source or op.type, target, op.type, op.flags & ~sc.MS_REC, data)
+                sysbind.mount(op.source or op.type, target, op.type, op.flags & ~sc.MS_REC, data)
         except OSError as err:
             if err.errno == 19:  # ENODEV
                 raise PyociError(
@@ -334,6 +284,8 @@ def clone_bind_sources(ops: list[MountOp]) -> None:
     """Detach a copy of every bind source (open_tree(OPEN_TREE_CLONE), recursive for rbind)
     while still the host's root, for the init to attach with move_mount: a user namespace's
     root may not be able to look the source up (a parent directory it cannot search)."""
+    from pyoci.linux import sysbind
+
     for op in ops:
         if not op.is_bind or op.tree_fd >= 0 or op.type == "cgroup":
             continue
@@ -341,7 +293,7 @@ def clone_bind_sources(ops: list[MountOp]) -> None:
         if op.flags & sc.MS_REC:
             flags |= sc.AT_RECURSIVE
         try:
-            op.tree_fd = sc.open_tree(-100, op.source, flags)  # AT_FDCWD
+            op.tree_fd = sysbind.open_tree(-100, op.source, flags)  # AT_FDCWD
         except OSError as err:
             raise PyociError(
                 f"{op.path}.source: {op.source}: {err.strerror.lower()}", err.errno
@@ -379,7 +331,9 @@ def _chmod_mount_root(root_fd: int, op: MountOp, mode: int) -> None:
 def apply_attributes(root_fd: int, op: MountOp) -> None:
     """Bind remount flags, propagation and recursive attributes, on the *new* mount (the fd
     opened before mounting still points at the covered directory, so open it again)."""
-    remount = op.is_bind and op.flags & _REMOUNT_MASK
+    from pyoci.linux import sysbind
+
+    remount = op.is_bind and op.flags & REMOUNT_MASK
     if not (remount or op.propagation or op.rec_set or op.rec_clr):
         return
     fd = open_in_root(root_fd, op.destination)
@@ -389,9 +343,11 @@ def apply_attributes(root_fd: int, op: MountOp) -> None:
             if remount:
                 remount_bind(target, op.flags, op.cleared)
             for prop in op.propagation:
-                sc.mount(None, target, None, prop, None)
+                sysbind.mount(None, target, None, prop, None)
             if op.rec_set or op.rec_clr:
-                sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, op.rec_set, op.rec_clr)
+                sysbind.mount_setattr(
+                    fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, op.rec_set, op.rec_clr
+                )
         except OSError as err:
             raise PyociError(
                 f"{op.path}: setting options on {op.destination}: {err.strerror.lower()}", err.errno
@@ -406,10 +362,12 @@ def _mount_tmpfs_copyup(target: str, op: MountOp, data: str | None) -> None:
     import shutil
     import tempfile
 
+    from pyoci.linux import sysbind
+
     scratch = tempfile.mkdtemp(prefix="pyoci-copyup-")
     try:
-        sc.mount("tmpfs", scratch, "tmpfs", op.flags & ~sc.MS_REC, data)
+        sysbind.mount("tmpfs", scratch, "tmpfs", op.flags & ~sc.MS_REC, data)
         shutil.copytree(target, scratch, symlinks=True, dirs_exist_ok=True)
-        sc.mount(scratch, target, None, sc.MS_MOVE, None)
+        sysbind.mount(scratch, target, None, sc.MS_MOVE, None)
     finally:
         os.rmdir(scratch)

@@ -106,9 +106,11 @@ def plan_namespaces(spec) -> NamespacePlan:
 
 def join_and_unshare(plan: NamespacePlan) -> None:
     """Stage 1, after the user namespace: setns each path, then unshare the new ones."""
+    from pyoci.linux import sysbind
+
     for ns_type, fd in plan.join:
         try:
-            sc.setns(fd, CLONE_FLAG[ns_type])
+            sysbind.setns(fd, CLONE_FLAG[ns_type])
         except OSError as err:
             raise PyociError(
                 f"linux.namespaces: joining the {ns_type} namespace: {err.strerror.lower()}",
@@ -116,7 +118,7 @@ def join_and_unshare(plan: NamespacePlan) -> None:
             ) from None
     if plan.unshare_flags:
         try:
-            sc.unshare(plan.unshare_flags)
+            sysbind.unshare(plan.unshare_flags)
         except OSError as err:
             raise PyociError(
                 f"linux.namespaces: unshare: {err.strerror.lower()}", err.errno
@@ -133,8 +135,10 @@ def join_and_unshare(plan: NamespacePlan) -> None:
 
 
 def unshare_cgroup() -> None:
+    from pyoci.linux import sysbind
+
     try:
-        sc.unshare(sc.CLONE_NEWCGROUP)
+        sysbind.unshare(sc.CLONE_NEWCGROUP)
     except OSError as err:
         raise PyociError(
             f"linux.namespaces: unshare of the cgroup namespace: {err.strerror.lower()}",

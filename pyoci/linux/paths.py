@@ -18,7 +18,9 @@ _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 
 def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     """Open `path` as seen from inside the root; raises FileNotFoundError if missing."""
-    return sc.openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
+    from pyoci.linux import sysbind
+
+    return sysbind.openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _RESOLVE)
 
 
 def _normalize(parts: list[str]) -> list[str]:

@@ -2,9 +2,12 @@
 
 Each value goes where the host has its controller: a v1 hierarchy when mounted, else the
 cgroup2 directory (converted the way runc converts: shares → weight, swap = memory+swap on v1,
-swap alone on v2, ...). A value that cannot be applied is an error naming the JSON field and
-the file; a value the spec lets a runtime ignore and this host cannot enforce (net_cls on a
-host without it, a kernel memory limit) is a warning, as runc does.
+swap alone on v2, ...). Where each value goes is one table of `Row`s (key, controller, v1
+file, cgroup2 file, conversion); code remains only for what a row cannot say: the order of
+the memory writes, the realtime budget, the pids limit deferred to the init, device rules.
+A value that cannot be applied is an error naming the JSON field and the file; a value the
+spec lets a runtime ignore and this host cannot enforce (net_cls on a host without it, a
+kernel memory limit) is a warning, as runc does.
 """
 
 from __future__ import annotations
@@ -30,6 +33,202 @@ def blkio_weight_to_io_weight(weight: int) -> int:
     if weight == 0:
         return 0
     return 1 + (weight - 10) * 9999 // 990
+
+
+# --- the table: where each linux.resources value goes -----------------------------------------
+# A conversion takes (the value, its section of linux.resources) and returns what is written.
+def _same(value, section: dict) -> object:
+    return value
+
+
+def _max_if_negative(value: int, section: dict) -> object:
+    """cgroup2 spells "no limit" `max` where v1 takes -1."""
+    return MAX_V2 if value < 0 else value
+
+
+def _flag(value: object, section: dict) -> int:
+    return int(bool(value))
+
+
+def _weight_of_shares(shares: int, cpu: dict) -> int:
+    return shares_to_weight(shares)
+
+
+def _cpu_max_of_period(period: int, cpu: dict) -> str:
+    """cpu.max holds both: the period's write carries the quota (none yet: max)."""
+    quota = cpu.get("quota")
+    return f"{MAX_V2 if not quota or quota < 0 else quota} {period}"
+
+
+def _cpu_max_of_quota(quota: int, cpu: dict) -> str:
+    return f"{MAX_V2 if quota < 0 else quota} {cpu.get('period') or 100000}"
+
+
+def _swap_alone(swap: int, memory: dict) -> object:
+    """v1's memsw limit is memory+swap; cgroup2's swap.max is the swap alone."""
+    return MAX_V2 if swap < 0 else max(swap - (memory.get("limit") or 0), 0)
+
+
+def _io_weight(weight: int, blkio: dict) -> str:
+    return f"default {blkio_weight_to_io_weight(weight)}"
+
+
+def _device(dev: dict) -> str:
+    return f"{dev.get('major')}:{dev.get('minor')}"
+
+
+def _device_rate(dev: dict, entry: dict) -> str:
+    return f"{_device(dev)} {dev.get('rate', 0)}"
+
+
+def _io_max(limit: str):
+    """io.max takes `MAJ:MIN rbps=N` (one conversion per throttle kind)."""
+
+    def convert(dev: dict, entry: dict) -> str:
+        return f"{_device(dev)} {limit}={dev.get('rate', 0)}"
+
+    return convert
+
+
+def _device_weight(dev: dict, entry: dict) -> str:
+    return f"{_device(dev)} {dev['weight']}"
+
+
+class Row:
+    """Where one value goes: `key` in its section, the controller, the v1 file (or candidate
+    names: the first the kernel has) and the cgroup2 file (None: v1 only), with the value
+    written to each. `optional`: a host that cannot take it warns instead of failing (what
+    the spec lets a runtime ignore); `truthy`: 0 means unset; `needs_v1`: without a v1
+    hierarchy it is skipped silently; `label`: the controller as the messages name it."""
+
+    __slots__ = (
+        "key",
+        "controller",
+        "v1_file",
+        "v2_file",
+        "v1_value",
+        "v2_value",
+        "optional",
+        "truthy",
+        "needs_v1",
+        "label",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        controller: str,
+        v1_file: str | tuple[str, ...],
+        v2_file: str | None = None,
+        v2_value=_same,
+        *,
+        v1_value=_same,
+        optional: bool = False,
+        truthy: bool = False,
+        needs_v1: bool = False,
+        label: str = "",
+    ) -> None:
+        self.key = key
+        self.controller = controller
+        self.v1_file = v1_file
+        self.v2_file = v2_file
+        self.v1_value = v1_value
+        self.v2_value = v2_value
+        self.optional = optional
+        self.truthy = truthy
+        self.needs_v1 = needs_v1
+        self.label = label or controller
+
+
+MEMORY_LIMIT = Row("limit", "memory", "memory.limit_in_bytes", "memory.max", _max_if_negative)
+MEMORY_SWAP = Row(
+    "swap", "memory", "memory.memsw.limit_in_bytes", "memory.swap.max", _swap_alone, optional=True
+)
+MEMORY_RESERVATION = Row(
+    "reservation", "memory", "memory.soft_limit_in_bytes", "memory.low", _max_if_negative
+)
+MEMORY_OTHER = (
+    Row("swappiness", "memory", "memory.swappiness", optional=True),
+    Row(
+        "disableOOMKiller",
+        "memory",
+        "memory.oom_control",
+        v1_value=_flag,
+        optional=True,
+        truthy=True,
+    ),
+    Row(
+        "useHierarchy",
+        "memory",
+        "memory.use_hierarchy",
+        v1_value=_flag,
+        optional=True,
+        needs_v1=True,
+    ),
+)
+CPU = (
+    Row("shares", "cpu", "cpu.shares", "cpu.weight", _weight_of_shares, truthy=True),
+    Row("period", "cpu", "cpu.cfs_period_us", "cpu.max", _cpu_max_of_period, truthy=True),
+    Row("quota", "cpu", "cpu.cfs_quota_us", "cpu.max", _cpu_max_of_quota, truthy=True),
+    Row("burst", "cpu", "cpu.cfs_burst_us", "cpu.max.burst", optional=True),
+)
+# Without RT group scheduling in a v1 cpu hierarchy (`_realtime` budgets it where there is).
+CPU_REALTIME = (
+    Row("realtimePeriod", "cpu", "cpu.rt_period_us", optional=True, truthy=True),
+    Row("realtimeRuntime", "cpu", "cpu.rt_runtime_us", optional=True, truthy=True),
+)
+CPU_AFTER_REALTIME = (
+    Row("idle", "cpu", "cpu.idle", "cpu.idle", optional=True),
+    Row("cpus", "cpuset", "cpuset.cpus", "cpuset.cpus", truthy=True),
+    Row("mems", "cpuset", "cpuset.mems", "cpuset.mems", truthy=True),
+)
+PIDS_LIMIT = Row("limit", "pids", "pids.max", "pids.max")
+BLKIO_WEIGHT = Row(
+    "weight",
+    "blkio",
+    ("blkio.weight", "blkio.bfq.weight"),
+    "io.weight",
+    _io_weight,
+    optional=True,
+    truthy=True,
+    label="io",
+)
+BLKIO_THROTTLES = tuple(
+    Row(
+        key,
+        "blkio",
+        f"blkio.throttle.{v1_name}_device",
+        "io.max",
+        _io_max(limit),
+        v1_value=_device_rate,
+    )
+    for key, v1_name, limit in (
+        ("throttleReadBpsDevice", "read_bps", "rbps"),
+        ("throttleWriteBpsDevice", "write_bps", "wbps"),
+        ("throttleReadIOPSDevice", "read_iops", "riops"),
+        ("throttleWriteIOPSDevice", "write_iops", "wiops"),
+    )
+)
+BLKIO_WEIGHT_DEVICE = Row(
+    "weightDevice", "blkio", "blkio.weight_device", v1_value=_device_weight, optional=True
+)
+NETWORK = (Row("classID", "net_cls", "net_cls.classid", optional=True),)
+NET_PRIORITY = Row("priorities", "net_prio", "net_prio.ifpriomap", optional=True)
+
+
+def hugepage_row(size: str) -> Row:
+    """`hugepageLimits[].pageSize` names the files."""
+    return Row("limit", "hugetlb", f"hugetlb.{size}.limit_in_bytes", f"hugetlb.{size}.max")
+
+
+def _write_file(path: str, value: object) -> None:
+    """One write(2) of the value's text. Never O_CREAT: a file the kernel does not offer is
+    an error, not a new file in the cgroup directory."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 class Writer:
@@ -58,38 +257,52 @@ class Writer:
     def write(self, field: str, directory: str, name: str, value: object) -> None:
         path = os.path.join(directory, name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(value).encode())
-            finally:
-                os.close(fd)
+            _write_file(path, value)
         except OSError as err:
             raise PyociError(
                 f"{field}: writing {value!r} to {path}: {err.strerror.lower()}", err.errno
             ) from None
 
-    def either(self, field: str, controller: str, v1_file: str, v1_value: object,
-               v2_file: str | None, v2_value: object, optional: bool = False) -> None:  # fmt: skip
-        d1 = self.v1(controller)
+    def put(self, field: str, row: Row, value: object, section: dict) -> None:
+        """Write `value` where the host has `row.controller`: its v1 hierarchy, else cgroup2
+        (converted); neither is an error, or a warning for an `optional` row."""
+        d1 = self.v1(row.controller)
         if d1:
-            if optional and not os.path.exists(os.path.join(d1, v1_file)):
-                self.warn(f"{field}: {v1_file} does not exist on this host: ignored")
+            name = row.v1_file
+            if not isinstance(name, str):  # candidates: the first this kernel has
+                name = next((n for n in name if os.path.exists(os.path.join(d1, n))), name[-1])
+            if row.optional and not os.path.exists(os.path.join(d1, name)):
+                self.warn(f"{field}: {name} does not exist on this host: ignored")
                 return
-            self.write(field, d1, v1_file, v1_value)
+            self.write(field, d1, name, row.v1_value(value, section))
             return
-        d2 = self.v2(controller)
-        if d2 and v2_file:
-            if optional and not os.path.exists(os.path.join(d2, v2_file)):
-                self.warn(f"{field}: {v2_file} does not exist on this host: ignored")
+        if row.needs_v1:
+            return
+        d2 = self.v2(row.controller)
+        if d2 and row.v2_file:
+            if row.optional and not os.path.exists(os.path.join(d2, row.v2_file)):
+                self.warn(f"{field}: {row.v2_file} does not exist on this host: ignored")
                 return
-            self.write(field, d2, v2_file, v2_value)
+            self.write(field, d2, row.v2_file, row.v2_value(value, section))
             return
-        if optional:
-            self.warn(f"{field}: the {controller} controller is not available: ignored")
+        if row.optional:
+            self.warn(f"{field}: the {row.label} controller is not available: ignored")
             return
         raise PyociError(
-            f"{field}: the {controller} cgroup controller is not available on this host"
+            f"{field}: the {row.label} cgroup controller is not available on this host"
         )
+
+    def put_rows(self, rows: tuple[Row, ...], section: dict, field: str) -> None:
+        """Each row whose key the section sets (a `truthy` row: to a value other than 0)."""
+        for row in rows:
+            value = section.get(row.key)
+            if value if row.truthy else value is not None:
+                self.put(f"{field}.{row.key}", row, value, section)
+
+    def put_each(self, row: Row, entries: list | None, field: str) -> None:
+        """A list of the spec's (`hugepageLimits`, the device throttles): one write each."""
+        for i, entry in enumerate(entries or []):
+            self.put(f"{field}[{i}]", row, entry, entry)
 
 
 def apply(
@@ -111,19 +324,14 @@ def apply(
         _pids(w, pids["limit"], f"{prefix}.pids.limit")
     _blkio(w, resources.get("blockIO") or {}, f"{prefix}.blockIO")
     for i, hp in enumerate(resources.get("hugepageLimits") or []):
-        field = f"{prefix}.hugepageLimits[{i}]"
-        size = hp.get("pageSize", "")
-        w.either(field, "hugetlb", f"hugetlb.{size}.limit_in_bytes", hp.get("limit", 0),
-                 f"hugetlb.{size}.max", hp.get("limit", 0))  # fmt: skip
+        row = hugepage_row(hp.get("pageSize", ""))
+        w.put(f"{prefix}.hugepageLimits[{i}]", row, hp.get("limit", 0), hp)
     _devices(w, resources.get("devices"), f"{prefix}.devices")
     network = resources.get("network") or {}
-    if network.get("classID") is not None:
-        w.either(f"{prefix}.network.classID", "net_cls", "net_cls.classid", network["classID"],
-                 None, None, optional=True)  # fmt: skip
+    w.put_rows(NETWORK, network, f"{prefix}.network")
     for i, prio in enumerate(network.get("priorities") or []):
         line = f"{prio.get('name')} {prio.get('priority')}"
-        w.either(f"{prefix}.network.priorities[{i}]", "net_prio", "net_prio.ifpriomap", line,
-                 None, None, optional=True)  # fmt: skip
+        w.put(f"{prefix}.network.priorities[{i}]", NET_PRIORITY, line, network)
     if resources.get("rdma"):
         warn(f"{prefix}.rdma: the rdma controller is not supported: ignored")
     for key, value in (resources.get("unified") or {}).items():
@@ -147,7 +355,7 @@ def _pids(w: Writer, limit: int | None, field: str) -> None:
         if d1 or d2:
             w.m.deferred.append((field, d1 or d2, "pids.max", value))
             return
-    w.either(field, "pids", "pids.max", value, "pids.max", value)
+    w.put(field, PIDS_LIMIT, value, {})
 
 
 def apply_deferred(manager) -> None:
@@ -172,25 +380,10 @@ def _memory(w: Writer, mem: dict, field: str) -> None:
     )
     swap_first = bool(d1 and swap is not None and limit is not None and (swap < 0 or raising))
     if swap_first:
-        _memory_swap(w, swap, limit, field)
-    if limit is not None:
-        w.either(f"{field}.limit", "memory", "memory.limit_in_bytes", limit, "memory.max",
-                 MAX_V2 if limit < 0 else limit)  # fmt: skip
-    if mem.get("reservation") is not None:
-        r = mem["reservation"]
-        w.either(f"{field}.reservation", "memory", "memory.soft_limit_in_bytes", r,
-                 "memory.low", MAX_V2 if r < 0 else r)  # fmt: skip
-    if swap is not None and not swap_first:
-        _memory_swap(w, swap, limit, field)
-    if mem.get("swappiness") is not None:
-        w.either(f"{field}.swappiness", "memory", "memory.swappiness", mem["swappiness"], None,
-                 None, optional=True)  # fmt: skip
-    if mem.get("disableOOMKiller"):
-        w.either(f"{field}.disableOOMKiller", "memory", "memory.oom_control", 1, None, None,
-                 optional=True)  # fmt: skip
-    if mem.get("useHierarchy") is not None and w.v1("memory"):
-        w.either(f"{field}.useHierarchy", "memory", "memory.use_hierarchy",
-                 int(bool(mem["useHierarchy"])), None, None, optional=True)  # fmt: skip
+        order = (MEMORY_SWAP, MEMORY_LIMIT, MEMORY_RESERVATION)
+    else:
+        order = (MEMORY_LIMIT, MEMORY_RESERVATION, MEMORY_SWAP)
+    w.put_rows((*order, *MEMORY_OTHER), mem, field)
     for key in ("kernel", "kernelTCP"):
         if mem.get(key) is not None:
             w.warn(f"{field}.{key}: kernel memory limits are deprecated and ignored")
@@ -204,48 +397,15 @@ def _current(directory: str, name: str) -> int:
         return 0
 
 
-def _memory_swap(w: Writer, swap: int, limit: int | None, field: str) -> None:
-    if w.v1("memory"):
-        w.either(f"{field}.swap", "memory", "memory.memsw.limit_in_bytes", swap, None, None,
-                 optional=True)  # fmt: skip
-    else:
-        v2 = MAX_V2 if swap < 0 else max(swap - (limit or 0), 0)
-        w.either(f"{field}.swap", "memory", "", None, "memory.swap.max", v2, optional=True)
-
-
 def _cpu(w: Writer, cpu: dict, field: str) -> None:
-    if cpu.get("shares"):
-        shares = cpu["shares"]
-        w.either(f"{field}.shares", "cpu", "cpu.shares", shares, "cpu.weight",
-                 shares_to_weight(shares))  # fmt: skip
-    quota, period = cpu.get("quota"), cpu.get("period")
-    if period:
-        w.either(f"{field}.period", "cpu", "cpu.cfs_period_us", period, "cpu.max",
-                 f"{MAX_V2 if not quota or quota < 0 else quota} {period}")  # fmt: skip
-    if quota is not None and (quota != 0):
-        w.either(f"{field}.quota", "cpu", "cpu.cfs_quota_us", quota, "cpu.max",
-                 f"{MAX_V2 if quota < 0 else quota} {period or 100000}")  # fmt: skip
-    if cpu.get("burst") is not None:
-        w.either(f"{field}.burst", "cpu", "cpu.cfs_burst_us", cpu["burst"], "cpu.max.burst",
-                 cpu["burst"], optional=True)  # fmt: skip
+    w.put_rows(CPU, cpu, field)
     d1 = w.v1("cpu")
     rt_period, rt_runtime = cpu.get("realtimePeriod"), cpu.get("realtimeRuntime")
     if (rt_period or rt_runtime) and d1 and os.path.exists(os.path.join(d1, "cpu.rt_runtime_us")):
         _realtime(w, d1, rt_period or None, rt_runtime or None, field)
     else:
-        if cpu.get("realtimePeriod"):
-            w.either(f"{field}.realtimePeriod", "cpu", "cpu.rt_period_us",
-                     cpu["realtimePeriod"], None, None, optional=True)  # fmt: skip
-        if cpu.get("realtimeRuntime"):
-            w.either(f"{field}.realtimeRuntime", "cpu", "cpu.rt_runtime_us",
-                     cpu["realtimeRuntime"], None, None, optional=True)  # fmt: skip
-    if cpu.get("idle") is not None:
-        w.either(f"{field}.idle", "cpu", "cpu.idle", cpu["idle"], "cpu.idle", cpu["idle"],
-                 optional=True)  # fmt: skip
-    if cpu.get("cpus"):
-        _cpuset(w, f"{field}.cpus", "cpuset.cpus", cpu["cpus"])
-    if cpu.get("mems"):
-        _cpuset(w, f"{field}.mems", "cpuset.mems", cpu["mems"])
+        w.put_rows(CPU_REALTIME, cpu, field)
+    w.put_rows(CPU_AFTER_REALTIME, cpu, field)
 
 
 # The kernel's fixed-point share of a period (kernel/sched/core.c to_ratio, BW_SHIFT 20).
@@ -332,11 +492,7 @@ def _realtime(
 
 def _write_quietly(path: str, value: object) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(value).encode())
-        finally:
-            os.close(fd)
+        _write_file(path, value)
     except OSError:
         pass
 
@@ -364,41 +520,13 @@ def release_rt_budget(manager, removing: list[str]) -> None:
         os.close(lock)
 
 
-def _cpuset(w: Writer, field: str, name: str, value: str) -> None:
-    w.either(field, "cpuset", name, value, name, value)
-
-
 def _blkio(w: Writer, blkio: dict, field: str) -> None:
-    if blkio.get("weight"):
-        weight = blkio["weight"]
-        d1 = w.v1("blkio")
-        if d1:
-            name = (
-                "blkio.weight"
-                if os.path.exists(os.path.join(d1, "blkio.weight"))
-                else "blkio.bfq.weight"
-            )
-            w.either(f"{field}.weight", "blkio", name, weight, None, None, optional=True)
-        else:
-            w.either(f"{field}.weight", "io", "", None, "io.weight",
-                     f"default {blkio_weight_to_io_weight(weight)}", optional=True)  # fmt: skip
-    throttles = (
-        ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rbps"),
-        ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "wbps"),
-        ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", "riops"),
-        ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", "wiops"),
-    )
-    for key, v1_file, v2_key in throttles:
-        for i, dev in enumerate(blkio.get(key) or []):
-            maj_min = f"{dev.get('major')}:{dev.get('minor')}"
-            rate = dev.get("rate", 0)
-            w.either(f"{field}.{key}[{i}]", "blkio", v1_file, f"{maj_min} {rate}", "io.max",
-                     f"{maj_min} {v2_key}={rate}")  # fmt: skip
+    w.put_rows((BLKIO_WEIGHT,), blkio, field)
+    for row in BLKIO_THROTTLES:
+        w.put_each(row, blkio.get(row.key), f"{field}.{row.key}")
     for i, dev in enumerate(blkio.get("weightDevice") or []):
         if dev.get("weight") is not None:
-            maj_min = f"{dev.get('major')}:{dev.get('minor')}"
-            w.either(f"{field}.weightDevice[{i}]", "blkio", "blkio.weight_device",
-                     f"{maj_min} {dev['weight']}", None, None, optional=True)  # fmt: skip
+            w.put(f"{field}.weightDevice[{i}]", BLKIO_WEIGHT_DEVICE, dev, dev)
 
 
 # The spec's default devices (and the pty pair) must stay usable under any device rules.

@@ -14,35 +14,42 @@ import os
 import stat
 
 from pyoci.errors import PyociError
+from pyoci.linux import mountinfo
 from pyoci.linux import syscalls as sc
-from pyoci.linux.mounts import PROPAGATION_OPTIONS, remount_bind
+from pyoci.linux.mounts import PROPAGATION_OPTIONS
 from pyoci.linux.paths import fd_path, open_in_root
+from pyoci.linux.remount import remount_bind
 
 
 def prepare(rootfs: str, propagation: str | None) -> None:
     """Cut `/` off from the host (rslave, runc's default, or the configured private/slave
     mode), then bind the rootfs onto itself. Shared and unbindable modes are applied after
     the pivot (`set_rootfs_propagation`): made here they would propagate to the host."""
+    from pyoci.linux import sysbind
+
     flags = sc.MS_SLAVE | sc.MS_REC
     if propagation in ("private", "rprivate", "slave", "rslave"):
         flags = PROPAGATION_OPTIONS[propagation]
     try:
         if flags & sc.MS_PRIVATE:
-            sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC, None)
-        sc.mount(None, "/", None, flags, None)
+            sysbind.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC, None)
+        sysbind.mount(None, "/", None, flags, None)
     except OSError as err:
         raise PyociError(
             f"linux.rootfsPropagation: making / {propagation or 'rslave'}: {err.strerror.lower()}",
             err.errno,
         ) from None
-    _unshare_parent_mount(rootfs)
+    if not flags & (sc.MS_REC | sc.MS_PRIVATE):
+        # Only a plain `slave` leaves mounts below / shared: after rslave (the default, and
+        # the first step of `private`) or rprivate none is, and mountinfo need not be read.
+        _unshare_parent_mount(rootfs)
     try:
-        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+        sysbind.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
         if propagation in ("slave", "private"):
             # The bind joined the peer group of a shared parent: give the future `/` the
             # propagation asked for (a slave keeps receiving the host's mounts, as runc's).
             mode = sc.MS_SLAVE if propagation == "slave" else sc.MS_PRIVATE
-            sc.mount(None, rootfs, None, mode, None)
+            sysbind.mount(None, rootfs, None, mode, None)
     except OSError as err:
         raise PyociError(
             f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}", err.errno
@@ -54,18 +61,13 @@ def _unshare_parent_mount(rootfs: str) -> None:
     `slave`/`private` rootfsPropagation leaves the mounts below `/` as they were (shared on
     systemd hosts), so the mount holding the rootfs is made a slave here (no longer shared,
     still receiving), in our own mount namespace only (runc's rootfsParentMountPrivate)."""
-    best, shared = "", False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4]
-            inside = rootfs == point or rootfs.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best):
-                best = point
-                shared = any(o.startswith("shared:") for o in fields[6 : fields.index("-")])
-    if best and shared:
+    from pyoci.linux import sysbind
+
+    parent = mountinfo.covering(mountinfo.read(), rootfs)
+    best = parent.point if parent else ""
+    if parent and any(o.startswith("shared:") for o in parent.optional):
         try:
-            sc.mount(None, best, None, sc.MS_SLAVE, None)
+            sysbind.mount(None, best, None, sc.MS_SLAVE, None)
         except OSError as err:
             raise PyociError(
                 f"linux.rootfsPropagation: making {best} a slave: {err.strerror.lower()}",
@@ -77,9 +79,11 @@ def prepare_in_host_namespace(rootfs: str) -> None:
     """Without a mount namespace: bind the rootfs onto itself (so `root.readonly` remounts
     only it, never the host's filesystem) and make that bind rprivate, so nothing mounted in
     it propagates to the host's other mount namespaces. `/` itself is left alone."""
+    from pyoci.linux import sysbind
+
     try:
-        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
-        sc.mount(None, rootfs, None, sc.MS_PRIVATE | sc.MS_REC, None)
+        sysbind.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+        sysbind.mount(None, rootfs, None, sc.MS_PRIVATE | sc.MS_REC, None)
     except OSError as err:
         raise PyociError(
             f"root.path: bind mount {rootfs} onto itself: {err.strerror.lower()}", err.errno
@@ -99,22 +103,26 @@ def chroot(rootfs: str) -> None:
 def set_rootfs_propagation(propagation: str | None) -> None:
     """Shared or unbindable `linux.rootfsPropagation`, applied to the container's `/` once the
     old root is gone, so the mode cannot reach the host."""
+    from pyoci.linux import sysbind
+
     if propagation in ("shared", "rshared", "unbindable", "runbindable"):
-        sc.mount(None, "/", None, PROPAGATION_OPTIONS[propagation], None)
+        sysbind.mount(None, "/", None, PROPAGATION_OPTIONS[propagation], None)
 
 
 def pivot(rootfs: str) -> None:
     """Make `rootfs` the root of this mount namespace and drop the old root entirely."""
+    from pyoci.linux import sysbind
+
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.chdir(rootfs)
-        sc.pivot_root(".", ".")
+        sysbind.pivot_root(".", ".")
         # The old root is now stacked on "/"; "." is still the *new* root. Step onto the old
         # one before making it a slave, or the container's own shared mounts lose their
         # propagation (runc's pivotRoot does the same fchdir).
         os.fchdir(old_root)
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
-        sc.umount2(".", sc.MNT_DETACH)
+        sysbind.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+        sysbind.umount2(".", sc.MNT_DETACH)
         os.chdir("/")
     except OSError as err:
         raise PyociError(f"pivot_root into {rootfs}: {err.strerror.lower()}", err.errno) from None
@@ -124,9 +132,11 @@ def pivot(rootfs: str) -> None:
 
 def move_root(rootfs: str) -> None:
     """`--no-pivot`: MS_MOVE the rootfs over `/` and chroot (for ramfs roots, as runc)."""
+    from pyoci.linux import sysbind
+
     try:
         os.chdir(rootfs)
-        sc.mount(rootfs, "/", None, sc.MS_MOVE, None)
+        sysbind.mount(rootfs, "/", None, sc.MS_MOVE, None)
         os.chroot(".")
         os.chdir("/")
     except OSError as err:
@@ -142,28 +152,27 @@ def mask_paths(paths: list[str]) -> None:
     /dev is the container's by now, and it may be a bind of a directory where `null` is a
     symlink to a sysctl (runc CVE-2025-31133): the mask source is opened once, checked to be
     the 1:3 character device, and bound through that fd; each mask is then made read-only."""
+    from pyoci.linux import sysbind
+
     if not paths:
         return
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     null_fd = -1
     try:
         for i, path in enumerate(paths):
-            try:
-                fd = open_in_root(root_fd, path)
-            except (FileNotFoundError, NotADirectoryError):
+            fd = _open_if_present(root_fd, path)
+            if fd is None:
                 continue
             field = f"linux.maskedPaths[{i}]"
             try:
                 target = fd_path(fd)
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)  # as runc's
+                    sysbind.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)  # as runc's
                 else:
                     if null_fd < 0:
                         null_fd = _open_dev_null(field)
-                    sc.mount(fd_path(null_fd), target, None, sc.MS_BIND, None)
-                    os.close(fd)
-                    fd = open_in_root(root_fd, path)  # the mount now on top of the path
-                    remount_bind(fd_path(fd), sc.MS_RDONLY)
+                    sysbind.mount(fd_path(null_fd), target, None, sc.MS_BIND, None)
+                    _remount_top_readonly(root_fd, path, sc.MS_RDONLY)
             except OSError as err:
                 raise PyociError(
                     f"{field}: masking {path}: {err.strerror.lower()}", err.errno
@@ -174,6 +183,25 @@ def mask_paths(paths: list[str]) -> None:
         os.close(root_fd)
         if null_fd >= 0:
             os.close(null_fd)
+
+
+def _open_if_present(root_fd: int, path: str) -> int | None:
+    """An O_PATH fd of `path` in the container's /; None if it is missing (masked and
+    read-only paths that do not exist are skipped, as runc's)."""
+    try:
+        return open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _remount_top_readonly(root_fd: int, path: str, flags: int) -> None:
+    """Remount the mount just made on `path` read-only, through a new fd: one opened before
+    the mount still points at what it covers."""
+    fd = open_in_root(root_fd, path)
+    try:
+        remount_bind(fd_path(fd), flags)
+    finally:
+        os.close(fd)
 
 
 def _open_dev_null(field: str) -> int:
@@ -197,11 +225,13 @@ def write_sysctls(sysctls: list[tuple[str, str, str]]) -> None:
     to be one: /proc is opened and verified (procfs, its root inode), and each file is opened
     beneath it with no symlink, magic link or mount crossing, so a rootfs cannot redirect a
     write to another file (runc CVE-2025-52881)."""
+    from pyoci.linux import sysbind
+
     proc_fd = _open_procfs_root(sysctls[0][0])
     try:
         for field, path, value in sysctls:
             try:
-                fd = sc.openat2(
+                fd = sysbind.openat2(
                     proc_fd,
                     path.removeprefix("/proc/"),
                     os.O_WRONLY | os.O_CLOEXEC,
@@ -215,7 +245,7 @@ def write_sysctls(sysctls: list[tuple[str, str, str]]) -> None:
                     f"{field}: opening {path}: {err.strerror.lower()}", err.errno
                 ) from None
             try:
-                if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
+                if sysbind.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
                     raise PyociError(f"{field}: {path} is not on the container's procfs")
                 os.write(fd, value.encode())
             except OSError as err:
@@ -229,11 +259,13 @@ def write_sysctls(sysctls: list[tuple[str, str, str]]) -> None:
 
 
 def _open_procfs_root(field: str) -> int:
+    from pyoci.linux import sysbind
+
     try:
         fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as err:
         raise PyociError(f"{field}: /proc: {err.strerror.lower()}", err.errno) from None
-    if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC or os.fstat(fd).st_ino != sc.PROC_ROOT_INO:
+    if sysbind.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC or os.fstat(fd).st_ino != sc.PROC_ROOT_INO:
         os.close(fd)
         raise PyociError(f"{field}: /proc in the container is not a procfs mount")
     return fd
@@ -241,18 +273,17 @@ def _open_procfs_root(field: str) -> int:
 
 def readonly_paths(paths: list[str]) -> None:
     """Bind each path onto itself and remount it read-only (missing paths are skipped)."""
+    from pyoci.linux import sysbind
+
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, path in enumerate(paths):
-            try:
-                fd = open_in_root(root_fd, path)
-            except (FileNotFoundError, NotADirectoryError):
+            fd = _open_if_present(root_fd, path)
+            if fd is None:
                 continue
             try:
-                sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
-                os.close(fd)
-                fd = open_in_root(root_fd, path)
-                remount_bind(fd_path(fd), sc.MS_RDONLY | sc.MS_REC)
+                sysbind.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC, None)
+                _remount_top_readonly(root_fd, path, sc.MS_RDONLY | sc.MS_REC)
             except OSError as err:
                 raise PyociError(
                     f"linux.readonlyPaths[{i}]: {path}: {err.strerror.lower()}", err.errno

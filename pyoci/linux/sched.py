@@ -1,20 +1,15 @@
 """Per-process settings with no stdlib binding: personality, I/O priority, scheduler.
 
-Each is parsed in the parent into plain integers (so a bad value names its JSON field before
-any fork) and applied by the init with one syscall.
+Each is parsed in the parent into plain values (so a bad value names its JSON field before
+any fork: integers, and struct sched_attr already packed) and applied by the init with one
+syscall through pyoci.linux.sysbind.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 from pyoci.errors import PyociError
-from pyoci.linux import syscalls as sc
 
-_MACHINE = os.uname().machine
-NR_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(_MACHINE, 251)
-NR_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}.get(_MACHINE, 314)
+IOPRIO_WHO_PROCESS = 1
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -38,19 +33,10 @@ SCHED_FLAGS = {
 }
 
 
-class SchedAttr(ctypes.Structure):
-    """struct sched_attr (linux/sched/types.h), without the util clamp fields."""
-
-    _fields_ = [
-        ("size", ctypes.c_uint32),
-        ("sched_policy", ctypes.c_uint32),
-        ("sched_flags", ctypes.c_uint64),
-        ("sched_nice", ctypes.c_int32),
-        ("sched_priority", ctypes.c_uint32),
-        ("sched_runtime", ctypes.c_uint64),
-        ("sched_deadline", ctypes.c_uint64),
-        ("sched_period", ctypes.c_uint64),
-    ]
+# struct sched_attr (linux/sched/types.h) without the util clamp fields: size, policy, flags,
+# nice, priority, runtime, deadline, period.
+SCHED_ATTR_FORMAT = "<IIQiIQQQ"
+SCHED_ATTR_SIZE = 48
 
 
 def _int(obj: dict, key: str, field: str, lo: int, hi: int, default: int = 0) -> int:
@@ -82,8 +68,8 @@ def plan_io_priority(raw: dict | None) -> int | None:
     return (IOPRIO_CLASSES[cls] << 13) | _int(raw, "priority", "process.ioPriority", 0, 7)
 
 
-def plan_scheduler(raw: dict | None) -> SchedAttr | None:
-    """process.scheduler → a struct sched_attr."""
+def plan_scheduler(raw: dict | None) -> bytes | None:
+    """process.scheduler → a packed struct sched_attr."""
     if not raw:
         return None
     field = "process.scheduler"
@@ -95,8 +81,11 @@ def plan_scheduler(raw: dict | None) -> SchedAttr | None:
         if name not in SCHED_FLAGS:
             raise PyociError(f"{field}.flags[{i}]: unknown flag {name!r}")
         flags |= SCHED_FLAGS[name]
-    return SchedAttr(
-        ctypes.sizeof(SchedAttr),
+    import _struct  # what `struct` wraps, without its module: only configs with a scheduler
+
+    return _struct.pack(
+        SCHED_ATTR_FORMAT,
+        SCHED_ATTR_SIZE,
         SCHED_POLICIES[policy],
         flags,
         _int(raw, "nice", field, -20, 19),
@@ -108,20 +97,27 @@ def plan_scheduler(raw: dict | None) -> SchedAttr | None:
 
 
 def set_personality(value: int) -> None:
-    libc = sc._libc
-    if libc.personality(ctypes.c_ulong(value)) == -1:
-        raise PyociError("linux.personality: personality(2) failed", ctypes.get_errno())
+    from pyoci.linux import sysbind
+
+    try:
+        sysbind.personality(value)
+    except OSError as err:
+        raise PyociError("linux.personality: personality(2) failed", err.errno) from None
 
 
 def set_io_priority(value: int) -> None:
+    from pyoci.linux import sysbind
+
     try:
-        sc._syscall(NR_IOPRIO_SET, ctypes.c_int(1), ctypes.c_int(0), ctypes.c_int(value))
+        sysbind.ioprio_set(IOPRIO_WHO_PROCESS, 0, value)
     except OSError as err:
         raise PyociError(f"process.ioPriority: {err.strerror.lower()}", err.errno) from None
 
 
-def set_scheduler(attr: SchedAttr) -> None:
+def set_scheduler(attr: bytes) -> None:
+    from pyoci.linux import sysbind
+
     try:
-        sc._syscall(NR_SCHED_SETATTR, ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0))
+        sysbind.sched_setattr(0, attr)
     except OSError as err:
         raise PyociError(f"process.scheduler: {err.strerror.lower()}", err.errno) from None

@@ -183,7 +183,7 @@ class SeccompPlan:
         """The compiled program in a memfd and its seccomp(2) filter flags, for pyoci-exec to
         load as the very last step before execve (no_new_privs without a listener). The fd
         is close-on-exec: the caller makes it inheritable for the helper."""
-        from pyoci.linux.seccompcache import flags_of, memfd_of
+        from pyoci.linux.seccompfilter import flags_of, memfd_of
 
         return memfd_of(self.export_bytes()), flags_of({"flags": self.raw_flags})
 

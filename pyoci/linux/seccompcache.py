@@ -6,8 +6,8 @@ is a plain BPF program, so pyoci keeps it: keyed by the SHA-256 of the canonical
 `linux.seccomp` object, the machine, the libseccomp library file and pyoci's own translation
 code (pyoci/linux/seccomp.py), stored in `<state root>/.seccomp-cache/` (0700, owned by the
 user running pyoci), and loaded with seccomp(2) directly (pyoci-exec with no_new_privs,
-`sysbind.seccomp_load` without). Profiles with a NOTIFY action keep the libseccomp path (the
-listener protocol is libseccomp's).
+`sysbind.seccomp_load` without: pyoci.linux.seccompfilter). Profiles with a NOTIFY action
+keep the libseccomp path (the listener protocol is libseccomp's).
 
 Safety: nothing is ever read from the bundle; a cache directory not owned by us or open to
 others is not used; each file carries its key and the program's SHA-256, checked before use
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from pyoci import jsonfast
+from pyoci.linux.seccompfilter import CompiledFilter, flags_of
 
 CACHE_DIR = ".seccomp-cache"
 MAX_ENTRIES = 64
@@ -33,12 +34,6 @@ _LIBRARY_CANDIDATES = (
     "/lib64/libseccomp.so.2",
     "/usr/lib/libseccomp.so.2",
 )
-# seccomp(2) filter flags (linux/seccomp.h) by the names config-linux.md uses.
-KERNEL_FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1,
-    "SECCOMP_FILTER_FLAG_LOG": 2,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-}
 
 
 def _hashlib():
@@ -77,10 +72,6 @@ def key(raw: dict) -> str:
         )
     )
     return _hashlib().sha256(text.encode()).hexdigest()
-
-
-def flags_of(raw: dict) -> int:
-    return sum(KERNEL_FLAGS.get(f, 0) for f in raw.get("flags") or [])
 
 
 def _dir(root: str, create: bool) -> str | None:
@@ -135,22 +126,13 @@ def store(root: str, cache_key: str, program: bytes) -> None:
         return
     digest = _hashlib().sha256(program).hexdigest()
     data = MAGIC + cache_key.encode() + b"\n" + digest.encode() + b"\n\n" + program
-    tmp = os.path.join(directory, f".{cache_key}.{os.getpid()}.tmp")
+    from pyoci.state import write_atomic
+
     try:
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, os.path.join(directory, cache_key))
+        write_atomic(os.path.join(directory, cache_key), data)
         _evict(directory)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def _evict(directory: str) -> None:
@@ -168,40 +150,6 @@ def _evict(directory: str) -> None:
             os.unlink(os.path.join(directory, name))
         except OSError:
             pass
-
-
-def memfd_of(program: bytes) -> int:
-    """The program in a close-on-exec memfd, for pyoci-exec to read and load."""
-    fd = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, program)
-        os.lseek(fd, 0, os.SEEK_SET)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-class CompiledFilter:
-    """A compiled program and its flags: what `SeccompPlan` offers, without libseccomp."""
-
-    uses_notify = False
-
-    def __init__(self, program: bytes, flags: int) -> None:
-        self.program = program
-        self.flags = flags
-
-    def load(self, notify_sock_fd: int = -1, state: dict | None = None) -> None:
-        from pyoci.errors import PyociError
-        from pyoci.linux import syscalls as sc
-
-        try:
-            sc.seccomp_load(self.program, self.flags)
-        except OSError as err:
-            raise PyociError(f"linux.seccomp: loading the filter: {err.strerror.lower()}") from None
-
-    def export_for_helper(self) -> tuple[int, int]:
-        return memfd_of(self.program), self.flags
 
 
 def uses_notify(raw: dict) -> bool:

@@ -1,8 +1,11 @@
-"""ctypes wrappers for the syscalls Python's `os` module lacks (see pyoci.linux.syscalls).
+"""ctypes wrappers for the syscalls Python's `os` module lacks: the only module that calls libc.
 
-Loaded on first use through `pyoci.linux.syscalls`: callers write `sc.mount(...)` and never
-import this module themselves. Prototypes are set once at import; the constants are
-syscalls'.
+Why here, and why this shape: namespaces, mounts, BPF and the scheduler have no stdlib binding
+in Python 3.11, so they go through libc (or raw `syscall(2)` where glibc has no wrapper).
+Callers pass `str`/`int`/`bytes` and get an `OSError(errno, strerror, path)` on failure, never
+a raw return code. Importing this module loads ctypes (~1.3 ms): callers import it inside the
+functions that run in a child (`from pyoci.linux import sysbind`), and stage 1 imports it
+first, on the host (see pyoci.linux.syscalls). Prototypes are set once at import.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import os
 import struct
 
 from pyoci.linux.syscalls import (
-    _MIN_KERNEL,
     BPF_OBJ_GET_INFO_BY_FD,
     BPF_PROG_ATTACH,
     BPF_PROG_DETACH,
@@ -20,24 +22,13 @@ from pyoci.linux.syscalls import (
     BPF_PROG_LOAD,
     BPF_PROG_QUERY,
     CLONE_INTO_CGROUP,
+    MIN_KERNEL,
     MOVE_MOUNT_F_EMPTY_PATH,
     MOVE_MOUNT_T_EMPTY_PATH,
-    NR_BPF,
-    NR_CLONE3,
-    NR_CLOSE_RANGE,
-    NR_MOUNT_SETATTR,
-    NR_MOVE_MOUNT,
-    NR_OPEN_TREE,
-    NR_OPENAT2,
-    NR_PIDFD_OPEN,
-    NR_PIDFD_SEND_SIGNAL,
-    NR_PIVOT_ROOT,
-    NR_RT_SIGACTION,
-    NR_RT_SIGPROCMASK,
-    NR_SECCOMP,
     PR_SET_NAME,
     SECCOMP_SET_MODE_FILTER,
     SIGCHLD,
+    syscall_nr,
 )
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -59,6 +50,8 @@ _libc.setdomainname.argtypes = [_c_char_p, ctypes.c_size_t]
 _libc.setdomainname.restype = _c_int
 _libc.prctl.argtypes = [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
 _libc.prctl.restype = _c_int
+_libc.personality.argtypes = [_c_ulong]
+_libc.personality.restype = _c_int
 _libc.syscall.restype = ctypes.c_long
 # The same syscall(2) called with the GIL held (PyDLL): what a fork must be, as os.fork is.
 _syscall_gil = ctypes.PyDLL(None, use_errno=True).syscall
@@ -81,18 +74,19 @@ def _fs(path: str | None) -> bytes | None:
     return None if path is None else os.fsencode(path)
 
 
-def _check(ret: int, path: str | None = None, nr: int | None = None) -> int:
+def _check(ret: int, path: str | None = None, name: str | None = None) -> int:
     """Raise OSError for a -1 return, naming the syscall when the kernel lacks it."""
     if ret == -1:
         err = ctypes.get_errno()
-        if err == 38 and nr in _MIN_KERNEL:  # ENOSYS
-            raise OSError(err, f"{_MIN_KERNEL[nr]} is not available on this kernel", path)
+        if err == 38 and name in MIN_KERNEL:  # ENOSYS
+            raise OSError(err, f"{name} ({MIN_KERNEL[name]}) is not available on this kernel", path)
         raise OSError(err, os.strerror(err), path)
     return ret
 
 
-def _syscall(nr: int, *args: object, path: str | None = None) -> int:
-    return _check(_libc.syscall(ctypes.c_long(nr), *args), path, nr)
+def _syscall(name: str, *args: object, path: str | None = None) -> int:
+    """syscall(2) of `name` (see syscalls.syscall_nr: unknown on this machine → OSError)."""
+    return _check(_libc.syscall(ctypes.c_long(syscall_nr(name)), *args), path, name)
 
 
 def mount(
@@ -119,7 +113,7 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2); glibc has no wrapper."""
-    _syscall(NR_PIVOT_ROOT, _fs(new_root), _fs(put_old), path=new_root)
+    _syscall("pivot_root", _fs(new_root), _fs(put_old), path=new_root)
 
 
 def setdomainname(name: str) -> None:
@@ -131,7 +125,7 @@ def setdomainname(name: str) -> None:
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dirfd` with RESOLVE_* path-walk restrictions."""
     how = _u64s(flags | os.O_CLOEXEC, mode, resolve)
-    return _syscall(NR_OPENAT2, _c_int(dirfd), _fs(path), how, ctypes.c_size_t(len(how)), path=path)
+    return _syscall("openat2", _c_int(dirfd), _fs(path), how, ctypes.c_size_t(len(how)), path=path)
 
 
 def mount_setattr(
@@ -146,7 +140,7 @@ def mount_setattr(
     """mount_setattr(2): change mount attributes, recursively with AT_RECURSIVE."""
     attr = _u64s(attr_set, attr_clr, propagation, userns_fd)
     _syscall(
-        NR_MOUNT_SETATTR,
+        "mount_setattr",
         _c_int(dirfd),
         _fs(path),
         ctypes.c_uint(flags),
@@ -158,14 +152,14 @@ def mount_setattr(
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
     """open_tree(2): a detached copy (OPEN_TREE_CLONE) of a mount tree, as an fd."""
-    return _syscall(NR_OPEN_TREE, _c_int(dirfd), _fs(path), ctypes.c_uint(flags), path=path)
+    return _syscall("open_tree", _c_int(dirfd), _fs(path), ctypes.c_uint(flags), path=path)
 
 
 def move_mount(from_fd: int, to_fd: int) -> None:
     """move_mount(2) of a detached tree fd onto the directory `to_fd` refers to (both by fd:
     a /proc/self/fd path would not be followed without MOVE_MOUNT_T_SYMLINKS)."""
     _syscall(
-        NR_MOVE_MOUNT,
+        "move_mount",
         _c_int(from_fd),
         b"",
         _c_int(to_fd),
@@ -174,30 +168,25 @@ def move_mount(from_fd: int, to_fd: int) -> None:
     )
 
 
-def pidfd_open(pid: int) -> int:
-    """pidfd_open(2): an fd that polls readable when `pid` exits (child or not)."""
-    return _syscall(NR_PIDFD_OPEN, _c_int(pid), ctypes.c_uint(0))
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    """pidfd_send_signal(2): signal without the pid-reuse race of kill(2)."""
-    _syscall(NR_PIDFD_SEND_SIGNAL, _c_int(pidfd), _c_int(sig), None, ctypes.c_uint(0))
-
-
 def reset_signals() -> None:
     """Every signal back to SIG_DFL and none blocked, with raw syscalls: ignored signals
     survive execve, and glibc's wrappers refuse its reserved 32 and 33, which a caller (a
     CI runner, a shell) may well have ignored."""
     default = _u64s(0, 0, 0, 0)  # the kernel's struct sigaction: handler, flags, restorer, mask
+    sigaction = ctypes.c_long(syscall_nr("rt_sigaction"))
     for sig in range(1, 65):
         if sig in (9, 19):  # SIGKILL, SIGSTOP
             continue
-        _libc.syscall(ctypes.c_long(NR_RT_SIGACTION), _c_int(sig), default, None,
-                      ctypes.c_size_t(8))  # fmt: skip
+        _libc.syscall(sigaction, _c_int(sig), default, None, ctypes.c_size_t(8))
+    sig_setmask = 2
     empty = _u64s(0)
     _libc.syscall(
-        ctypes.c_long(NR_RT_SIGPROCMASK), _c_int(2), empty, None, ctypes.c_size_t(8)
-    )  # fmt: skip  (2 = SIG_SETMASK)
+        ctypes.c_long(syscall_nr("rt_sigprocmask")),
+        _c_int(sig_setmask),
+        empty,
+        None,
+        ctypes.c_size_t(8),
+    )
 
 
 def seccomp_load(program: bytes, flags: int) -> None:
@@ -207,7 +196,7 @@ def seccomp_load(program: bytes, flags: int) -> None:
     fprog = ctypes.create_string_buffer(
         struct.pack("<H6xQ", len(program) // 8, ctypes.addressof(buf)), 16
     )
-    _syscall(NR_SECCOMP, ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), fprog)
+    _syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), fprog)
 
 
 def fstatfs_type(fd: int) -> int:
@@ -219,7 +208,7 @@ def fstatfs_type(fd: int) -> int:
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     """close_range(2); with CLOSE_RANGE_CLOEXEC marks instead of closing."""
-    _syscall(NR_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    _syscall("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
@@ -233,6 +222,28 @@ def set_process_name(name: str) -> None:
     _check(_libc.prctl(PR_SET_NAME, ctypes.cast(buf, _c_void_p).value or 0, 0, 0, 0))
 
 
+def personality(persona: int) -> None:
+    """personality(2): set the execution domain (LINUX32 makes `uname -m` say i686)."""
+    _check(_libc.personality(persona))
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    """ioprio_set(2); glibc has no wrapper."""
+    _syscall("ioprio_set", _c_int(which), _c_int(who), _c_int(ioprio))
+
+
+def sched_setattr(pid: int, attr: bytes, flags: int = 0) -> None:
+    """sched_setattr(2) of a packed struct sched_attr (see pyoci.linux.sched); no wrapper."""
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _syscall("sched_setattr", _c_int(pid), buf, ctypes.c_uint(flags))
+
+
+def set_mempolicy(mode: int, nodemask: bytes, maxnode: int) -> None:
+    """set_mempolicy(2) for the calling thread; an empty `nodemask` passes NULL."""
+    mask = ctypes.create_string_buffer(nodemask, len(nodemask)) if nodemask else None
+    _syscall("set_mempolicy", _c_int(mode), mask, _c_ulong(maxnode))
+
+
 # --- bpf(2): union bpf_attr is filled by offset (linux/bpf.h), the rest left zero ------------
 _BPF_ATTR_SIZE = 128
 # Offset of `name` in struct bpf_prog_info: type, id, tag[8], jited/xlated lengths and
@@ -241,7 +252,7 @@ _BPF_PROG_INFO_NAME = 64
 
 
 def _bpf(cmd: int, attr: ctypes.Array) -> int:
-    return _syscall(NR_BPF, _c_int(cmd), attr, ctypes.c_uint(_BPF_ATTR_SIZE))
+    return _syscall("bpf", _c_int(cmd), attr, ctypes.c_uint(_BPF_ATTR_SIZE))
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, name: str = "", license: str = "Apache") -> int:
@@ -322,8 +333,9 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
         raise RuntimeError("fork_into_cgroup: the process has other threads")
     args = struct.pack("<11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
     buf = ctypes.create_string_buffer(args, len(args))
+    nr = syscall_nr("clone3")
     _pyapi.PyOS_BeforeFork()
-    pid = _syscall_gil(ctypes.c_long(NR_CLONE3), buf, ctypes.c_size_t(len(args)))
+    pid = _syscall_gil(ctypes.c_long(nr), buf, ctypes.c_size_t(len(args)))
     if pid == 0:
         _pyapi.PyOS_AfterFork_Child()
         return 0
@@ -331,6 +343,6 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     _pyapi.PyOS_AfterFork_Parent()
     if pid < 0:
         if err == 38:
-            raise OSError(err, f"{_MIN_KERNEL[NR_CLONE3]} is not available on this kernel")
+            raise OSError(err, f"clone3 ({MIN_KERNEL['clone3']}) is not available on this kernel")
         raise OSError(err, os.strerror(err))
     return pid

@@ -1,15 +1,12 @@
-"""Linux constants, and (on first use) thin ctypes wrappers for the syscalls `os` lacks.
+"""Linux constants and syscall numbers: what the kernel headers say, with no code to run.
 
-Why here, and why this shape: namespaces, mounts and pidfds have no stdlib binding in Python
-3.11, so they go through libc (or raw `syscall(2)` where glibc has no wrapper). Constants carry
-their kernel-header names so the man pages check them; callers pass `str` and get an
-`OSError(errno, strerror, path)` on failure, never a raw return code.
-
-Import cost: this module is constants only. The wrappers live in `pyoci.linux.sysbind`, which
-imports ctypes (~1.3 ms, ~1 MiB of RSS) and is loaded the first time a wrapper is looked up
-here (`sc.mount`, ...) or by `bind()`. So the runtime's parent process, which only plans,
-never pays for it: its forked stage 1 does, first thing, while still in the host's mount
-namespace (an import after the pivot would read the container's files).
+Why a module of its own: the runtime's parent process only plans, and planning needs these
+names (mount flags, clone flags, RESOLVE_*) but never a syscall `os` lacks. The ctypes
+wrappers that make those calls live in `pyoci.linux.sysbind`, which imports ctypes (~1.3 ms,
+~1 MiB of RSS): a caller imports it explicitly, inside the function that runs in a child, and
+stage 1 imports it first thing, while still in the host's mount namespace (an import after the
+pivot would read the container's files). Constants carry their kernel-header names so the man
+pages check them.
 """
 
 from __future__ import annotations
@@ -83,33 +80,55 @@ MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
-# Raw syscall numbers for calls glibc 2.36 does not wrap. The newer ones share one number
-# across architectures; pivot_root does not.
-_MACHINE = os.uname().machine
-NR_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
-NR_PIDFD_SEND_SIGNAL = 424
-NR_OPEN_TREE = 428
-NR_MOVE_MOUNT = 429
-NR_PIDFD_OPEN = 434
-NR_CLOSE_RANGE = 436
-NR_OPENAT2 = 437
-NR_MOUNT_SETATTR = 442
-NR_BPF = {"x86_64": 321, "aarch64": 280}.get(_MACHINE, 321)
-NR_CLONE3 = 435
-NR_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(_MACHINE, 317)
+# Raw syscall numbers (asm/unistd.h) of the calls glibc 2.36 does not wrap, by name. Those
+# added since Linux 5.1 share one number on every architecture; the older ones do not, and
+# pyoci knows them for x86_64 and aarch64 only: on another machine a call needing one fails
+# naming it (`syscall_nr`), never with the x86_64 number (some other syscall there).
+_NR_COMMON = {
+    "open_tree": 428,
+    "move_mount": 429,
+    "clone3": 435,
+    "close_range": 436,
+    "openat2": 437,
+    "mount_setattr": 442,
+}
+_NR_BY_MACHINE = {
+    "x86_64": {
+        "rt_sigaction": 13,
+        "rt_sigprocmask": 14,
+        "pivot_root": 155,
+        "set_mempolicy": 238,
+        "ioprio_set": 251,
+        "sched_setattr": 314,
+        "seccomp": 317,
+        "bpf": 321,
+    },
+    "aarch64": {
+        "ioprio_set": 30,
+        "pivot_root": 41,
+        "rt_sigaction": 134,
+        "rt_sigprocmask": 135,
+        "set_mempolicy": 237,
+        "sched_setattr": 274,
+        "seccomp": 277,
+        "bpf": 280,
+    },
+}
+MACHINE = os.uname().machine
+SYSCALL_NR = {**_NR_COMMON, **_NR_BY_MACHINE.get(MACHINE, {})}
 SECCOMP_SET_MODE_FILTER = 1
 
-_MIN_KERNEL = {
-    NR_OPENAT2: "openat2 (Linux 5.6)",
-    NR_MOUNT_SETATTR: "mount_setattr (Linux 5.12)",
-    NR_OPEN_TREE: "open_tree (Linux 5.2)",
-    NR_MOVE_MOUNT: "move_mount (Linux 5.2)",
-    NR_PIDFD_OPEN: "pidfd_open (Linux 5.3)",
-    NR_PIDFD_SEND_SIGNAL: "pidfd_send_signal (Linux 5.1)",
-    NR_CLOSE_RANGE: "close_range (Linux 5.9)",
-    NR_BPF: "bpf (Linux 3.18, CONFIG_BPF_SYSCALL)",
-    NR_CLONE3: "clone3 (Linux 5.3)",
+# A syscall this kernel lacks (ENOSYS) is reported with the version that added it.
+MIN_KERNEL = {
+    "openat2": "Linux 5.6",
+    "mount_setattr": "Linux 5.12",
+    "open_tree": "Linux 5.2",
+    "move_mount": "Linux 5.2",
+    "close_range": "Linux 5.9",
+    "bpf": "Linux 3.18, CONFIG_BPF_SYSCALL",
+    "clone3": "Linux 5.3",
 }
+
 
 CLONE_INTO_CGROUP = 0x200000000
 SIGCHLD = 17
@@ -125,8 +144,6 @@ BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6  # attach type
 BPF_F_ALLOW_MULTI = 1 << 1
 
-NR_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(_MACHINE, 13)
-NR_RT_SIGPROCMASK = {"x86_64": 14, "aarch64": 135}.get(_MACHINE, 14)
 PR_SET_DUMPABLE = 4
 PROC_SUPER_MAGIC = 0x9FA0
 PROC_ROOT_INO = 1
@@ -138,20 +155,12 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
-def bind() -> None:
-    """Load the wrappers now (stage 1 does, before it changes any namespace)."""
-    from pyoci.linux import sysbind  # noqa: F401
-
-
-def __getattr__(name: str) -> object:
-    """`sc.mount` and the other wrappers: resolved from sysbind on first use, then cached."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from pyoci.linux import sysbind
-
+def syscall_nr(name: str) -> int:
+    """The number of syscall `name` on this machine; OSError(ENOSYS) naming it if unknown."""
     try:
-        value = getattr(sysbind, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+        return SYSCALL_NR[name]
+    except KeyError:
+        known = " and ".join(_NR_BY_MACHINE)
+        raise OSError(
+            38, f"{name}: pyoci knows its syscall number on {known}, not on {MACHINE}"
+        ) from None

@@ -853,11 +853,12 @@ def v2_dir(cid: str) -> str:
 
 
 def attached_device_programs(directory: str) -> int:
+    from pyoci.linux import sysbind
     from pyoci.linux import syscalls as sc
 
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        return len(sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE))
+        return len(sysbind.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE))
     finally:
         os.close(fd)
 
@@ -949,7 +950,7 @@ def test_v2_update_replaces_the_device_program(pyoci_v2, bundle, new_id):
 
 def test_v2_update_leaves_programs_of_others(pyoci_v2, bundle, new_id):
     """A device program pyoci did not attach (an allow-all one here) survives an update."""
-    from pyoci.linux import devicefilter
+    from pyoci.linux import devicefilter, sysbind
     from pyoci.linux import syscalls as sc
 
     cid = new_id("dev2")
@@ -957,19 +958,19 @@ def test_v2_update_leaves_programs_of_others(pyoci_v2, bundle, new_id):
     directory = v2_dir(cid)
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        other = sc.bpf_prog_load(
+        other = sysbind.bpf_prog_load(
             sc.BPF_PROG_TYPE_CGROUP_DEVICE, devicefilter.program(devicefilter.emulate([])), "other"
         )
-        sc.bpf_prog_attach(fd, other, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
+        sysbind.bpf_prog_attach(fd, other, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
         os.close(other)
         assert attached_device_programs(directory) == 2
         rules = {"devices": [{"allow": True, "type": "c", "major": 240, "access": "rw"}]}
         result = run_with_stdin(pyoci_v2, ("update", "--resources", "-", cid), json.dumps(rules))
         assert result.returncode == 0, result.stderr
         names = []
-        for prog_id in sc.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE):
-            prog = sc.bpf_prog_get_fd_by_id(prog_id)
-            names.append(sc.bpf_prog_name(prog))
+        for prog_id in sysbind.bpf_prog_query(fd, sc.BPF_CGROUP_DEVICE):
+            prog = sysbind.bpf_prog_get_fd_by_id(prog_id)
+            names.append(sysbind.bpf_prog_name(prog))
             os.close(prog)
         assert sorted(names) == ["other", devicefilter.PROGRAM_NAME], names
     finally:

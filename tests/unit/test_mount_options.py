@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyoci.errors import PyociError
-from pyoci.linux import mounts
+from pyoci.linux import mounts, remount
 from pyoci.linux import syscalls as sc
 from pyoci.linux.mounts import (
     FLAG_OPTIONS,
@@ -247,16 +247,16 @@ def test_describe_names_source_target_type_flags() -> None:
 
 def test_remount_mask_excludes_what_only_mount2_understands() -> None:
     for flag in (sc.MS_BIND, sc.MS_REC, sc.MS_REMOUNT, sc.MS_SHARED, sc.MS_PRIVATE, sc.MS_MOVE):
-        assert not mounts._REMOUNT_MASK & flag
+        assert not remount.REMOUNT_MASK & flag
     for option in ("ro", "nosuid", "nodev", "noexec", "noatime", "relatime", "nosymfollow"):
-        assert mounts._REMOUNT_MASK & FLAG_OPTIONS[option][1]
+        assert remount.REMOUNT_MASK & FLAG_OPTIONS[option][1]
 
 
 def test_locked_flags_of_a_real_mount() -> None:
     """statvfs of the filesystem holding this file: only the lockable MS_* bits come back."""
-    flags = mounts._existing_locked_flags(os.path.dirname(__file__))
+    flags = remount.existing_locked_flags(os.path.dirname(__file__))
     lockable = 0
-    for _, ms in mounts._LOCKED_ST_FLAGS:
+    for _, ms in remount.LOCKED_ST_FLAGS:
         lockable |= ms
     assert flags & ~lockable == 0
     assert bool(flags & sc.MS_RDONLY) == bool(os.statvfs(__file__).f_flag & os.ST_RDONLY)

@@ -290,9 +290,8 @@ def _kernel_accepts(policy: dict) -> bool:
 
 
 def _numa_kernel() -> None:
-    from pyoci.linux import syscalls as sc
+    from pyoci.linux import sysbind  # noqa: F401  (ctypes before the children fork)
 
-    sc.bind()
     if not os.path.exists("/proc/self/numa_maps"):
         pytest.skip("this kernel has no NUMA support (no /proc/self/numa_maps)")
 
