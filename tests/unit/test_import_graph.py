@@ -13,7 +13,6 @@ PKG = Path(__file__).resolve().parents[2] / "pyoci"
 # merged. Nothing may be added to it.
 KNOWN_CYCLES = {
     frozenset({"pyoci.container", "pyoci.creator"}),  # wait_exit moves to pyoci.reaping
-    frozenset({"pyoci.__main__", "pyoci.cli"}),  # `python -m pyoci` loads __main__ twice
 }
 
 
