@@ -5,9 +5,8 @@ Why one module: the host's cgroup layout (cgroups), the cgroup binds of a contai
 mounts a container without a mount namespace leaves on the host (hostmounts) are all read
 from mountinfo, and each copy of the parser got the format's corners (optional fields, the
 ` - ` separator, octal escapes) a little differently. Pure functions over text, plus `read`.
+No `os` and no `__future__` import here: `delete` loads this module (through cgroups).
 """
-
-from __future__ import annotations
 
 
 class Mount:
