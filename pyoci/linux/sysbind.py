@@ -122,10 +122,23 @@ def setdomainname(name: str) -> None:
     _check(_libc.setdomainname(raw, len(raw)))
 
 
+# openat2(2): with RESOLVE_IN_ROOT/RESOLVE_BENEATH the kernel answers EAGAIN when a rename or a
+# mount anywhere on the host raced a ".." step of the walk ("the caller may choose to retry").
+# Containers are created side by side, so that race is ordinary; libpathrs and
+# filepath-securejoin retry a bounded number of times, as here.
+_OPENAT2_TRIES = 32
+
+
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dirfd` with RESOLVE_* path-walk restrictions."""
     how = _u64s(flags | os.O_CLOEXEC, mode, resolve)
-    return _syscall("openat2", _c_int(dirfd), _fs(path), how, ctypes.c_size_t(len(how)), path=path)
+    args = (_c_int(dirfd), _fs(path), how, ctypes.c_size_t(len(how)))
+    for _ in range(_OPENAT2_TRIES - 1):
+        try:
+            return _syscall("openat2", *args, path=path)
+        except BlockingIOError:  # EAGAIN: a concurrent rename or mount, walk again
+            continue
+    return _syscall("openat2", *args, path=path)
 
 
 def mount_setattr(
