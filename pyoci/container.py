@@ -75,27 +75,16 @@ def _owner_name(uid: int) -> str:
 def write_pid_file(path: str, pid: int) -> None:
     """The pid with no trailing newline, written atomically (tools read it right away).
 
-    The temp file has a random name and is created with O_EXCL|O_NOFOLLOW, then renamed over
-    the pid file: the pid file's directory may be writable by others (/tmp), and root must not
-    write through a symlink planted at a name it could guess. rename() replaces a link planted
-    at the pid file's own name rather than following it."""
+    `state.write_atomic`: the temp file has a random name and is created with
+    O_EXCL|O_NOFOLLOW, then renamed over the pid file: the pid file's directory may be
+    writable by others (/tmp), and root must not write through a symlink planted at a name it
+    could guess. rename() replaces a link planted at the pid file's own name rather than
+    following it."""
     import os
 
     path = os.path.abspath(path)
-    directory, name = os.path.split(path)
-    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
     try:
-        tmp = os.path.join(directory, f".{name}.{posix.urandom(8).hex()}.tmp")
-        fd = posix.open(tmp, flags, 0o644)
-        try:
-            posix.write(fd, str(pid).encode())
-        finally:
-            posix.close(fd)
-        try:
-            posix.rename(tmp, path)
-        except OSError:
-            posix.unlink(tmp)
-            raise
+        statelib.write_atomic(path, str(pid).encode(), 0o644)
     except OSError as err:
         reason = err.strerror.lower() if err.strerror else str(err)
         raise PyociError(f"--pid-file: {path}: {reason}", err.errno or 0) from None

@@ -51,6 +51,20 @@ def idmapped(source: Path, destination: str) -> dict:
     }
 
 
+def terminal_uts_and_mounts(*mounts: dict):
+    """A config patch: a terminal, the uts namespace joined by path, and `mounts` added: one
+    fd each for the console, the namespace and every idmapped tree."""
+
+    def patch(config: dict) -> None:
+        config["process"]["terminal"] = True
+        config["linux"]["namespaces"] = [
+            n for n in config["linux"]["namespaces"] if n["type"] != "uts"
+        ] + [{"type": "uts", "path": "/proc/self/ns/uts"}]
+        config["mounts"] += list(mounts)
+
+    return patch
+
+
 @pytest.fixture
 def console_socket(tmp_path: Path):
     """A listening unix socket: the plan's connect to it succeeds (and opens an fd)."""
@@ -67,17 +81,9 @@ def test_a_plan_that_fails_part_way_closes_the_fds_it_opened(bundle, tmp_path, c
     idmapped mount's source is missing. Every fd of those steps is closed again."""
     source = tmp_path / "src"
     source.mkdir()
-
-    def patch(config: dict) -> None:
-        config["process"]["terminal"] = True
-        config["linux"]["namespaces"] = [
-            n for n in config["linux"]["namespaces"] if n["type"] != "uts"
-        ] + [{"type": "uts", "path": "/proc/self/ns/uts"}]
-        config["mounts"] += [
-            idmapped(source, "/mnt/a"),
-            idmapped(tmp_path / "missing", "/mnt/b"),
-        ]
-
+    patch = terminal_uts_and_mounts(
+        idmapped(source, "/mnt/a"), idmapped(tmp_path / "missing", "/mnt/b")
+    )
     b = bundle("true", patch=patch)
     before = open_fds()
     with pytest.raises(PyociError) as caught:
@@ -93,15 +99,7 @@ def test_a_complete_plan_holds_its_fds_until_close(bundle, tmp_path, console_soc
     test above counted real ones), and close() gives every one back."""
     source = tmp_path / "src"
     source.mkdir()
-
-    def patch(config: dict) -> None:
-        config["process"]["terminal"] = True
-        config["linux"]["namespaces"] = [
-            n for n in config["linux"]["namespaces"] if n["type"] != "uts"
-        ] + [{"type": "uts", "path": "/proc/self/ns/uts"}]
-        config["mounts"].append(idmapped(source, "/mnt/a"))
-
-    b = bundle("true", patch=patch)
+    b = bundle("true", patch=terminal_uts_and_mounts(idmapped(source, "/mnt/a")))
     before = open_fds()
     try:
         plan = plan_for(b, tmp_path, console_socket=console_socket)
