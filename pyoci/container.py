@@ -324,7 +324,7 @@ class Container:
             # Its own pid namespace, if it has one: what tells its processes from a host
             # process someone put in its cgroup (`_is_own`).
             pidns = _pid_namespace(pid) if spec.has_new("pid") else None
-            for early in ("status", "hostMountsBefore", "cgroupPlanned"):
+            for early in ("status", "hostMountsBefore", "cgroupPlanned", "netDevicesMoved"):
                 data.pop(early, None)
             data |= {
                 "pid": pid,
@@ -726,6 +726,11 @@ class Container:
         """Lifecycle steps 12-13, under the state lock: kill what is left, undo what create
         did (cgroup, host mounts, network, state), then the poststop hooks."""
         abandoned = self._state.creating  # a create killed half-way: what it recorded goes
+        if abandoned and self._state.data.get("netDevicesMoved"):
+            from pyoci.linux import network
+
+            # as the failed create would have: back before the init and its namespace die
+            network.move_back(self._state.data["netDevicesMoved"], log)
         if status != "stopped" or (abandoned and force):
             from pyoci.reaping import kill_all, wait_all
 
@@ -762,6 +767,7 @@ class Container:
         if self._state.data.get("network"):
             from pyoci.linux import network
 
+            faults.point("delete:network")
             network.release(self._state.root, self.id, self._state.data["network"], log)
         faults.point("delete:state")
         _remove_state_dir(self._state.dir)

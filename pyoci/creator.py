@@ -127,7 +127,15 @@ class Creator:
         from pyoci.linux import network
 
         root = os.path.dirname(self.state_dir)
-        self.network = network.plan_network(spec, self.options.net, root, self.container_id)
+
+        def on_lease(record: dict) -> None:
+            if self.checkpoint is not None:  # the early state: before the lease is written
+                self.checkpoint({"network": record})
+
+        self.network = network.plan_network(
+            spec, self.options.net, root, self.container_id, on_lease
+        )
+        faults.point("net:lease")  # the address is leased (in the store), nothing made yet
 
     def network_state(self) -> dict | None:
         """state.json "network": what `delete` releases (None without a bridge)."""
@@ -136,10 +144,15 @@ class Creator:
     def _attach_network(self, sock: socket.socket) -> None:
         """At the init's HOOKS stop: move the devices in, connect the bridge."""
         try:
-            self.network.attach(self.init_pid)
+            self.network.attach(self.init_pid, self._record_moves)
         except BaseException:
             sock.send(channel.ERROR)  # the init exits; abort() undoes what was made
             raise
+
+    def _record_moves(self, record: dict) -> None:
+        """The netDevices moved in, into the early state (a `delete` moves them back)."""
+        if self.checkpoint is not None:
+            self.checkpoint({"netDevicesMoved": record})
 
     def _plan_cgroup(self) -> None:
         """Where the container's cgroup goes (root only: an unprivileged user has no cgroups

@@ -69,15 +69,18 @@ class Store:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if self.dirty and exc_type is None:
-                self._save()
+                self.save()
         finally:
             os.close(self.fd)  # releases the flock
             self.fd = -1
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write now, inside the block: what pyoci is about to do to a bridge is recorded
+        before it does it, so that a create killed or failing right after is undone (F18)."""
         from pyoci.state import write_atomic
 
         write_atomic(self.path, jsonfast.dumps(self.data, indent=1).encode())
+        self.dirty = False
 
     # --- networks ------------------------------------------------------------------------------
     @property

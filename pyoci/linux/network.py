@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import faults
 from pyoci.errors import PyociError
 
 ANNOTATION_PREFIX = "org.pyoci.net."
@@ -111,8 +112,13 @@ class BridgePlan:
         }
 
 
-def plan_network(spec, net: str | None, root: str, container_id: str) -> NetPlan | None:
-    """Check what the config and `--net` ask for and lease the address; None if nothing."""
+def plan_network(
+    spec, net: str | None, root: str, container_id: str, on_lease=None
+) -> NetPlan | None:
+    """Check what the config and `--net` ask for and lease the address; None if nothing.
+    `on_lease(record)` is called under the store's lock before the lease is written: the
+    early state records it first, and a create killed after the write is still undone by
+    `delete` (F17)."""
     devices = _plan_devices(spec.linux.get("netDevices"))
     bridge_name, field = _bridge_choice(spec.annotations, net)
     if not devices and bridge_name is None:
@@ -139,7 +145,9 @@ def plan_network(spec, net: str | None, root: str, container_id: str) -> NetPlan
                 f"linux.netDevices: {CONTAINER_IFNAME} is the bridge network's interface "
                 f"({field}); choose another name"
             )
-        plan.bridge = _plan_bridge(spec.annotations, bridge_name, field, runtime_nsid, plan)
+        plan.bridge = _plan_bridge(
+            spec.annotations, bridge_name, field, runtime_nsid, plan, on_lease
+        )
     return plan
 
 
@@ -229,7 +237,9 @@ def _check_host_device(dev: Device) -> None:
         )
 
 
-def _plan_bridge(annotations: dict, name: str, field: str, nsid: str, plan) -> BridgePlan:
+def _plan_bridge(
+    annotations: dict, name: str, field: str, nsid: str, plan, on_lease=None
+) -> BridgePlan:
     import ipaddress
 
     from pyoci.netstore import Store
@@ -304,12 +314,14 @@ def _plan_bridge(annotations: dict, name: str, field: str, nsid: str, plan) -> B
         bridge.address = store.lease(
             bridge.key, plan.container_id, bridge.veth, fixed_text, field_for_address
         )
+        bridge.subnet = str(subnet)
+        bridge.prefixlen = subnet.prefixlen
+        bridge.broadcast = str(subnet.broadcast_address)
+        bridge.bridge_address = entry["bridgeAddress"]
+        bridge.gateway = str(gateway) if gateway is not None else bridge.bridge_address
+        if on_lease is not None:
+            on_lease(bridge.record())
     plan.leased = True
-    bridge.subnet = str(subnet)
-    bridge.prefixlen = subnet.prefixlen
-    bridge.broadcast = str(subnet.broadcast_address)
-    bridge.bridge_address = entry["bridgeAddress"]
-    bridge.gateway = str(gateway) if gateway is not None else bridge.bridge_address
     return bridge
 
 
@@ -477,6 +489,7 @@ class NetPlan:
         self._ctr = None
         self._ctr_fd = -1
         self._host_fd = -1
+        self._on_move = None
 
     def prepare(self) -> None:
         """Import pyroute2 now (~150-220 ms), while the children set the container up."""
@@ -486,11 +499,14 @@ class NetPlan:
         """state.json "network": what `delete` undoes (netDevices: nothing, by the spec)."""
         return self.bridge.record() if self.bridge is not None else None
 
-    def attach(self, init_pid: int) -> None:
-        """Move the devices in and connect the bridge, through the init's namespace."""
+    def attach(self, init_pid: int, on_move=None) -> None:
+        """Move the devices in and connect the bridge, through the init's namespace.
+        `on_move(record)` is called before each device moves and once it has its name inside:
+        the early state records them, for the `delete` of a create killed later (F20)."""
         from pyroute2 import IPRoute
 
         self.init_pid = init_pid
+        self._on_move = on_move
         try:
             self._ctr_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -533,19 +549,44 @@ class NetPlan:
                 _saved_address(a) for a in host.get_addr(index=index) if _permanent_global(a)
             ]
             before = {link["index"] for link in ctr.get_links()}
+            moved = _Moved(dev, addresses, bool(link["flags"] & _IFF_UP))
+            self._checkpoint_moves(moved)
             try:
                 host.link("set", index=index, net_ns_fd=self._ctr_fd, ifname=dev.target)
             except NetlinkError as err:
                 raise _nl_error(err, f"{dev.field}: moving it into the container") from None
-            moved = _Moved(dev, addresses, bool(link["flags"] & _IFF_UP))
             self._find_moved(moved, index, before)
             self.moved.append(moved)
+            if moved.device.template:
+                self._checkpoint_moves()  # its name inside, known now
             try:
                 for address in addresses:
                     ctr.addr("add", index=moved.index, **address)
                 ctr.link("set", index=moved.index, state="up")
             except NetlinkError as err:
                 raise _nl_error(err, f"{dev.field}: setting up {moved.name}") from None
+            faults.point("net:device-moved")
+
+    def _checkpoint_moves(self, pending: _Moved | None = None) -> None:
+        """The early state's record of the devices moved in (and the one about to be)."""
+        if self._on_move is None:
+            return
+        from pyoci.state import proc_start_time
+
+        nsid = _nsid(_RUNTIME_NS)
+        self._on_move(
+            {
+                "pid": self.init_pid,
+                "pidStartTime": proc_start_time(self.init_pid),
+                "nsid": nsid,
+                "netns": _ns_path_of(nsid),
+                "devices": [
+                    {"host": m.device.host_name, "name": m.name, "addresses": m.addresses,
+                     "up": m.was_up}
+                    for m in [*self.moved, *([pending] if pending is not None else [])]
+                ],
+            }
+        )  # fmt: skip
 
     def _find_moved(self, moved: _Moved, old_index: int, before: set[int]) -> None:
         """The device's index and name inside: the kernel keeps the index when it is free
@@ -593,6 +634,7 @@ class NetPlan:
         except NetlinkError as err:
             raise _nl_error(err, f"{b.field}: creating the veth pair {b.veth}") from None
         self.veth_made = True
+        faults.point("net:veth")
         step = f"{b.field}: connecting {b.veth} to {b.name}"
         try:
             veth = host.link_lookup(ifname=b.veth)[0]
@@ -614,6 +656,7 @@ class NetPlan:
             ctr.route("add", dst="0.0.0.0/0", gateway=b.gateway)
         except NetlinkError as err:
             raise _nl_error(err, step) from None
+        faults.point("net:attached")
 
     def _ensure_bridge(self, entry: dict, store) -> tuple[int, int]:
         """The bridge, made if missing, with its address, up; (index, MTU)."""
@@ -625,14 +668,17 @@ class NetPlan:
         try:
             index = host.link_lookup(ifname=b.name)
             if not index:
+                # Recorded first (F18): killed after the add, `delete` still removes it.
+                entry["createdBridge"] = True
+                store.save()
                 try:
                     host.link("add", ifname=b.name, kind="bridge")
                 except NetlinkError as err:
+                    entry["createdBridge"] = False
+                    store.save()
                     if err.code != 17:  # EEXIST: another root's create was first
                         raise
-                else:
-                    entry["createdBridge"] = True
-                    store.touch()
+                faults.point("net:bridge")
                 index = host.link_lookup(ifname=b.name)
             link = host.get_links(index[0])[0]
             if link.get(("linkinfo", "kind")) != "bridge":
@@ -642,16 +688,23 @@ class NetPlan:
                 for a in host.get_addr(index=index[0], family=_socket.AF_INET)
             }
             if (b.bridge_address, b.prefixlen) not in have:
-                host.addr(
-                    "add",
-                    index=index[0],
-                    address=b.bridge_address,
-                    prefixlen=b.prefixlen,
-                    broadcast=b.broadcast,
-                )
-                if not entry.get("createdBridge"):
+                added = not entry.get("createdBridge")
+                if added:  # recorded first, as the bridge
                     entry["addedAddress"] = True
-                store.touch()
+                    store.save()
+                try:
+                    host.addr(
+                        "add",
+                        index=index[0],
+                        address=b.bridge_address,
+                        prefixlen=b.prefixlen,
+                        broadcast=b.broadcast,
+                    )
+                except NetlinkError:
+                    if added:
+                        entry["addedAddress"] = False
+                        store.save()
+                    raise
             host.link("set", index=index[0], state="up")
         except NetlinkError as err:
             raise _nl_error(err, f"{b.field}: bridge {b.name}") from None
@@ -721,6 +774,44 @@ class NetPlan:
         self.moved = []
 
 
+def move_back(record: dict, log=None) -> None:
+    """`delete` of a create killed after it moved netDevices in (the early state's
+    "netDevicesMoved"): move them back to the namespace they came from, as the failed create
+    would have, while the init still holds the container's namespace; a device not found
+    inside by its name stayed out, or died with the namespace (F20)."""
+    from pyoci.state import proc_start_time
+
+    pid = record.get("pid") or 0
+    if not pid or proc_start_time(pid) != record.get("pidStartTime"):
+        return  # the init is gone, and its namespace with it
+    nsid = record.get("nsid") or ""
+    home = _RUNTIME_NS if _nsid_or_none(_RUNTIME_NS) == nsid else record.get("netns")
+    if not home or _nsid_or_none(home) != nsid:
+        if log is not None:
+            log.warning("linux.netDevices: their network namespace is gone: not moved back")
+        return
+    plan = NetPlan([], "", "")
+    plan.init_pid = pid
+    try:
+        plan._ctr_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        plan._host_fd = os.open(home, os.O_RDONLY | os.O_CLOEXEC)
+        plan._host = _iproute_in(plan._host_fd)
+        plan._ctr = _iproute_in(plan._ctr_fd)
+        for entry in record.get("devices") or []:
+            index = plan._ctr.link_lookup(ifname=entry.get("name") or "")
+            if index:
+                dev = Device(entry["host"], entry["name"], f"linux.netDevices.{entry['host']}")
+                moved = _Moved(dev, entry.get("addresses") or [], bool(entry.get("up")))
+                moved.index = index[0]
+                plan.moved.append(moved)
+        plan._move_back(log)
+    except OSError as err:
+        if log is not None:
+            log.warning(f"linux.netDevices: not moved back: {err}")
+    finally:
+        plan.close()
+
+
 def _permanent_global(msg) -> bool:
     flags = msg.get("IFA_FLAGS") or msg["flags"]
     return bool(flags & _IFA_F_PERMANENT) and msg["scope"] == _RT_SCOPE_UNIVERSE
@@ -738,15 +829,17 @@ def _saved_address(msg) -> dict:
 # --- delete ------------------------------------------------------------------------------------
 def release(root: str, container_id: str, record: dict, log=None) -> None:
     """Return the container's address, remove its veth's host end, and with the network's
-    last lease undo what pyoci did to the bridge (if nothing else is attached to it). Never
-    fails `delete`: a problem is a warning (a lease left behind is dropped once its
-    container's state directory is gone)."""
+    last lease undo what pyoci did to the bridge (if nothing else is attached to it).
+
+    A netlink error (a device or namespace gone meanwhile) is a warning. Anything else fails
+    `delete` before its state directory goes, and the next `delete` finds the record again
+    and finishes: taken for a warning, it lost the lease's return (the store is written only
+    when its block succeeds) and left the bridge for good (F19)."""
     try:
         _release(root, container_id, record, log)
     except Exception as err:  # noqa: BLE001
-        if log is not None:
-            msg = err.msg if isinstance(err, PyociError) else f"{type(err).__name__}: {err}"
-            log.warning(f'container "{container_id}": network cleanup: {msg}')
+        msg = err.msg if isinstance(err, PyociError) else f"{type(err).__name__}: {err}"
+        raise PyociError(f'container "{container_id}": network cleanup: {msg}') from None
 
 
 def _release(root: str, container_id: str, record: dict, log) -> None:
@@ -815,6 +908,7 @@ def _cleanup(host, veth: str, bridge: str, last_entry, store, key: str, log) -> 
         index = host.link_lookup(ifname=veth) if veth else []
         if index and host.get_links(index[0])[0].get(("linkinfo", "kind")) == "veth":
             host.link("del", index=index[0])
+        faults.point("net:release")
         if last_entry is None:
             return
         index = host.link_lookup(ifname=bridge)

@@ -79,6 +79,44 @@ def host_links() -> set[str]:
     return {n for n in os.listdir("/sys/class/net") if n.startswith("vp")}
 
 
+class RelNetns:
+    """A network namespace made by `ip netns add` for one test: pyoci runs in it (`ip netns
+    exec`), so its bridges and veths are made there and the netDevices come from there, never
+    from the machine's own links (as tests/integration/test_network.py)."""
+
+    def __init__(self) -> None:
+        self.name = f"pyrel-{os.urandom(4).hex()}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
+
+    def ip(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ip", "-n", self.name, *argv], check=True, capture_output=True, text=True
+        )
+
+    def links(self) -> set[str]:
+        out = self.ip("-o", "link", "show").stdout
+        return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+    def add_dummy(self, name: str) -> None:
+        """A plain virtual device (dummy, or ifb where the kernel has no dummy driver)."""
+        try:
+            self.ip("link", "add", name, "type", "dummy")
+        except subprocess.CalledProcessError:
+            self.ip("link", "add", name, "type", "ifb")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+
+
+def lease_store(root: Path) -> dict:
+    """The networks of the address store of a state root (pyoci/netstore.py), {} if none."""
+    path = root / ".net" / "leases.json"
+    return json.loads(path.read_text()).get("networks", {}) if path.exists() else {}
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -187,8 +225,25 @@ class Rel:
         # mounts on its rootfs in the host's) and what tests add (their private rootfs)
         self.extra_dirs: list[Path] = [BUSYBOX_ROOTFS]
         self.links_before = host_links()
+        self.netns: RelNetns | None = None  # `use_netns`
+        self.netns_links: set[str] = set()  # what must be in it after each case, no more
         self.err_files: list[Path] = []
         self._n = itertools.count()  # next() is atomic: the churn test calls from threads
+
+    def use_netns(self, netns: RelNetns) -> None:
+        """Run pyoci in `netns` from now on; what is in it now (lo, the test's devices to move
+        in) must be there, and alone, after each case: a device moved into a container that
+        did not come back, a veth end or a bridge left, are leftovers."""
+        self.netns = netns
+        self.netns_links = netns.links()
+        host_argv = self.runner.argv
+        self.runner.argv = lambda args, global_args=(): netns.wrap(host_argv(args, global_args))
+
+    def drop_netns(self) -> None:
+        """Back to the runner's own namespace (before the test namespace is removed)."""
+        if self.netns is not None:
+            del self.runner.argv  # the instance's wrapper; the class's again
+            self.netns = None
 
     def new_id(self, prefix: str = "r") -> str:
         cid = f"{prefix}-{os.urandom(6).hex()}"
@@ -313,6 +368,11 @@ class Rel:
         problems += [f"cgroup {d}" for d in cgroup_dirs(self.ids, self.extra_cgroups)]
         problems += [f"host mount {m}" for m in mount_points_under(self.extra_dirs)]
         problems += [f"host link {n}" for n in sorted(host_links() - self.links_before)]
+        if self.netns is not None:
+            now = self.netns.links()
+            problems += [f"link {n} (test netns)" for n in sorted(now - self.netns_links)]
+            problems += [f"device {n} gone (test netns)" for n in sorted(self.netns_links - now)]
+        problems += [f"address store: {k}: {v}" for k, v in lease_store(self.runner.root).items()]
         return problems
 
     def assert_clean(self, what: str = "") -> None:
