@@ -768,7 +768,19 @@ class Container:
             from pyoci.linux import network
 
             faults.point("delete:network")
-            network.release(self._state.root, self.id, self._state.data["network"], log)
+            # A failed release keeps the state dir, so the next `delete` can finish it (F19);
+            # the failure is recorded, and a `delete --force` after one lets it go with a
+            # warning: a problem that stays (an unreadable store) must not make the container
+            # undeletable, as F5's corrupt state.json did.
+            gave_up = force and self._state.data.get("networkReleaseFailed", False)
+            try:
+                network.release(
+                    self._state.root, self.id, self._state.data["network"], log, gave_up
+                )
+            except PyociError:
+                self._state.data["networkReleaseFailed"] = True
+                self._state.save()
+                raise
         faults.point("delete:state")
         _remove_state_dir(self._state.dir)
         faults.point("delete:poststop")

@@ -827,19 +827,24 @@ def _saved_address(msg) -> dict:
 
 
 # --- delete ------------------------------------------------------------------------------------
-def release(root: str, container_id: str, record: dict, log=None) -> None:
+def release(root: str, container_id: str, record: dict, log=None, force: bool = False) -> None:
     """Return the container's address, remove its veth's host end, and with the network's
     last lease undo what pyoci did to the bridge (if nothing else is attached to it).
 
     A netlink error (a device or namespace gone meanwhile) is a warning. Anything else fails
     `delete` before its state directory goes, and the next `delete` finds the record again
     and finishes: taken for a warning, it lost the lease's return (the store is written only
-    when its block succeeds) and left the bridge for good (F19)."""
+    when its block succeeds) and left the bridge for good (F19). `force` (a `delete --force`
+    after such a failure): the problem is a warning, so a container whose release keeps
+    failing can still be deleted."""
     try:
         _release(root, container_id, record, log)
     except Exception as err:  # noqa: BLE001
         msg = err.msg if isinstance(err, PyociError) else f"{type(err).__name__}: {err}"
-        raise PyociError(f'container "{container_id}": network cleanup: {msg}') from None
+        if not force:
+            raise PyociError(f'container "{container_id}": network cleanup: {msg}') from None
+        if log is not None:
+            log.warning(f'container "{container_id}": network cleanup: {msg} (left as it is)')
 
 
 def _release(root: str, container_id: str, record: dict, log) -> None:

@@ -368,3 +368,25 @@ def test_every_fault_point_is_covered(capsys):
             f"\nfault points: {len(source)} in pyoci/ ({len(patterns)} patterns), "
             f"{len(covered)} steps covered, {len(CASES) * 2} cases (fail and kill)"
         )
+
+
+def test_a_network_release_that_keeps_failing_leaves_the_container_deletable(
+    rel, rootfs_dirs, netns
+):
+    """F19's fix keeps the state dir when the network release fails, so the next `delete`
+    finishes it. A release that fails every time (say, a store that stays unreadable) must
+    not make the container undeletable for good: the second `delete --force` after a failed
+    one lets it go, with a warning naming what is left."""
+    bundle = _bundle(rel, rootfs_dirs, "bridge", ["sleep", "1000"])
+    cid = rel.new_id()
+    assert rel("run", "--detach", "--bundle", str(bundle), cid).returncode == 0
+    fault = "net:release:fail"
+    first = rel("delete", "--force", cid, fault=fault)
+    assert first.returncode != 0, first
+    assert "network cleanup: injected fault at net:release" in first.stderr
+    assert rel("state", cid).returncode == 0, "a failed release keeps the container"
+    second = rel("delete", "--force", cid, fault=fault)
+    assert second.returncode == 0, second.stderr
+    assert "warning" in second.stderr and "left as it is" in second.stderr, second.stderr
+    gone = rel("state", cid)
+    assert gone.returncode != 0 and "does not exist" in gone.stderr, gone
