@@ -210,7 +210,21 @@ class Pyoci:
         """`pass_fds`: fds the caller holds open (as a shell or a leaky shim would);
         `env`: the runtime's environment (the tests' own when None)."""
         argv = self.argv(args, global_args)
-        out_path, err_path = self._io()
+        return self.run_argv(argv, timeout=timeout, cwd=cwd, pass_fds=pass_fds, env=env)
+
+    def run_argv(
+        self,
+        argv: list[str],
+        timeout: float = 30,
+        cwd: str | Path | None = None,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+        io: tuple[Path, Path] | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Run `argv` with its output in files (`io`, or the runner's next pair): a container
+        that inherits stdout/stderr cannot make the test wait for a pipe's EOF. Never a
+        Python traceback in what pyoci says."""
+        out_path, err_path = io or self._io()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.run(
                 argv,
@@ -235,11 +249,18 @@ class Pyoci:
 
     def popen(self, *args: str) -> tuple[subprocess.Popen, Path, Path]:
         """Start pyoci in the background; returns (process, stdout file, stderr file)."""
-        out_path, err_path = self._io()
+        return self.popen_argv(self.argv(args))
+
+    def popen_argv(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        io: tuple[Path, Path] | None = None,
+    ) -> tuple[subprocess.Popen, Path, Path]:
+        """`argv` in the background, its output in files (`io`, or the runner's next pair)."""
+        out_path, err_path = io or self._io()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                self.argv(args), stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         return proc, out_path, err_path
 
     # --- conveniences ------------------------------------------------------------------------

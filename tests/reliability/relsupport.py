@@ -268,38 +268,14 @@ class Rel:
     def __call__(
         self, *args: str, fault: str | None = None, timeout: float = 30
     ) -> subprocess.CompletedProcess:
-        argv = self.runner.argv(args)
-        out_path, err_path = self._io()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=self._env(fault),
-                timeout=timeout,
-                check=False,
-            )
-        result = subprocess.CompletedProcess(
-            argv,
-            proc.returncode,
-            out_path.read_text(errors="replace"),
-            err_path.read_text(errors="replace"),
+        return self.runner.run_argv(
+            self.runner.argv(args), timeout=timeout, env=self._env(fault), io=self._io()
         )
-        for text in (result.stdout, result.stderr):
-            assert "Traceback" not in text, f"Python traceback from {argv}:\n{text}"
-        return result
 
     def popen(self, *args: str, fault: str | None = None) -> tuple[subprocess.Popen, Path]:
-        out_path, err_path = self._io()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                self.runner.argv(args),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=self._env(fault),
-            )
+        proc, _, err_path = self.runner.popen_argv(
+            self.runner.argv(args), env=self._env(fault), io=self._io()
+        )
         return proc, err_path
 
     def all_stderr(self) -> str:
