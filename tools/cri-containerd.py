@@ -29,7 +29,8 @@ The host's containerd is never touched, and neither is the host's network:
 - the sandbox ("pause") image and a busybox image are built from bundles/busybox/rootfs (no
   registry is reachable) and imported with `ctr -n k8s.io images import`.
 
-Only the standard library: tests/clients/test_cri.py imports this file for its fixture.
+Only the standard library and tests/clients/images.py (the image layer the podman and docker
+tests load): tests/clients/test_cri.py imports this file for its fixture.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
+sys.path.insert(0, str(REPO / "tests" / "clients"))
+from images import layer_bytes  # noqa: E402  (the same layer podman's and docker's tests load)
+
 CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 NAMESPACE = "k8s.io"  # the CRI plugin's containerd namespace
@@ -146,43 +150,12 @@ def cni_config(top: Path) -> dict:
 
 
 # --- images --------------------------------------------------------------------------------------
-def _rootfs_entries(rootfs: Path) -> list[Path]:
-    """Every path under rootfs, sorted, without descending into a mount point (a container
-    running on the shared rootfs has /proc, /dev, /sys mounted in it): those stay empty."""
-    device = rootfs.stat().st_dev
-    found = []
-    for top, dirs, files in os.walk(rootfs):
-        for name in files:
-            found.append(Path(top, name))
-        for name in list(dirs):
-            path = Path(top, name)
-            found.append(path)
-            if path.lstat().st_dev != device:
-                dirs.remove(name)
-    return sorted(found)
-
-
-def _layer(rootfs: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _rootfs_entries(rootfs):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(rootfs)))
-            info.mtime = 0
-            info.uname = info.gname = ""
-            if info.isfile():
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-    return buf.getvalue()
-
-
 def build_images(dest: Path, rootfs: Path = ROOTFS) -> Path:
     """One docker-archive holding two images on the same busybox layer: BUSYBOX_IMAGE (Cmd sh)
     and SANDBOX_IMAGE, whose entrypoint only waits (what pause does; containerd SIGKILLs it)."""
     if not (rootfs / "bin" / "busybox").exists():
         raise FileNotFoundError(f"{rootfs}: run `make bundles` first")
-    layer = _layer(rootfs)
+    layer = layer_bytes(rootfs)
     layer_id = hashlib.sha256(layer).hexdigest()
     machine = os.uname().machine
     files = {f"{layer_id}/layer.tar": layer, f"{layer_id}/VERSION": b"1.0"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -19,10 +20,27 @@ TAG = "localhost/pyoci-busybox:latest"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
-def _layer_bytes(rootfs: Path) -> bytes:
+def rootfs_entries(rootfs: Path) -> list[Path]:
+    """Every path under rootfs, sorted, without descending into a mount point (a container
+    running on the shared rootfs has /proc, /dev, /sys mounted in it): those stay empty."""
+    device = rootfs.stat().st_dev
+    found = []
+    for top, dirs, files in os.walk(rootfs):
+        for name in files:
+            found.append(Path(top, name))
+        for name in list(dirs):
+            path = Path(top, name)
+            found.append(path)
+            if path.lstat().st_dev != device:
+                dirs.remove(name)
+    return sorted(found)
+
+
+def layer_bytes(rootfs: Path) -> bytes:
+    """The rootfs as one reproducible layer tar (no mtimes, no owner names)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(rootfs.rglob("*")):
+        for path in rootfs_entries(rootfs):
             info = tar.gettarinfo(str(path), arcname=str(path.relative_to(rootfs)))
             info.mtime = 0
             info.uname = info.gname = ""
@@ -36,11 +54,9 @@ def _layer_bytes(rootfs: Path) -> bytes:
 
 def build_busybox_archive(dest: Path, tag: str = TAG) -> Path:
     """Write `dest` (a .tar docker-archive holding `tag`) and return it."""
-    import os
-
     if not (ROOTFS / "bin" / "busybox").exists():
         raise FileNotFoundError(f"{ROOTFS}: run `make bundles` first")
-    layer = _layer_bytes(ROOTFS)
+    layer = layer_bytes(ROOTFS)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": ARCH.get(os.uname().machine, os.uname().machine),
