@@ -113,6 +113,18 @@ _NET = Opt(
     metavar="MODE",
 )
 _ID = (("container-id", True),)
+# what `create` takes, and `run` too (it is create + start)
+_CREATE_OPTS = (
+    _BUNDLE,
+    _PID_FILE,
+    _CONSOLE,
+    _NO_PIVOT,
+    _NO_KEYRING,
+    _PRESERVE,
+    _PIDFD_SOCKET,
+    _INIT,
+    _NET,
+)
 
 COMMANDS = (
     Cmd(
@@ -120,17 +132,7 @@ COMMANDS = (
         "Create a container from a bundle; its process waits for `start`.",
         "pyoci.actions:create",
         _ID,
-        (
-            _BUNDLE,
-            _PID_FILE,
-            _CONSOLE,
-            _NO_PIVOT,
-            _NO_KEYRING,
-            _PRESERVE,
-            _PIDFD_SOCKET,
-            _INIT,
-            _NET,
-        ),
+        _CREATE_OPTS,
     ),
     Cmd("start", "Start the user process of a created container.", "pyoci.actions:start", _ID),
     Cmd(
@@ -139,15 +141,7 @@ COMMANDS = (
         "pyoci.actions:run",
         _ID,
         (
-            _BUNDLE,
-            _PID_FILE,
-            _CONSOLE,
-            _NO_PIVOT,
-            _NO_KEYRING,
-            _PRESERVE,
-            _PIDFD_SOCKET,
-            _INIT,
-            _NET,
+            *_CREATE_OPTS,
             Opt("--detach", "-d", kind="flag", help="return once the container has started"),
             Opt("--keep", kind="flag", help="do not delete the container after it exits"),
         ),
