@@ -22,19 +22,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pyoci.spec import HOOK_NAMES  # every kind the spec names, in lifecycle order
+
 REPO = Path(__file__).resolve().parents[2]
 BUSYBOX_CONFIG = REPO / "bundles" / "busybox" / "config.json"
 BUSYBOX_ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 HOST_ROOT = 100000  # the user namespace's root on the host (owner of the userns rootfs)
 MAPPINGS = [{"containerID": 0, "hostID": HOST_ROOT, "size": 65536}]
-HOOK_NAMES = (
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-)
 INIT_COMM = "pyoci:[2:INIT]"  # a created init: set up, not yet exec'd into the program
 
 
