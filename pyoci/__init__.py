@@ -14,7 +14,7 @@ OCI_VERSION = "1.3.0"
 
 _LAZY = {
     "Container": ("pyoci.container", "Container"),
-    "run": ("pyoci.container", "run"),
+    "run": ("pyoci.runner", "run"),
     "CreateOptions": ("pyoci.options", "CreateOptions"),
     "ExecOptions": ("pyoci.options", "ExecOptions"),
     "PyociError": ("pyoci.errors", "PyociError"),

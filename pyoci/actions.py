@@ -60,9 +60,9 @@ def start(g: dict, o: dict, args: list[str], log) -> int:
 
 
 def run(g: dict, o: dict, args: list[str], log) -> int:
-    from pyoci import container
+    from pyoci import runner
 
-    return container.run(
+    return runner.run(
         _root(g), args[0], create_options(g, o), detach=o["detach"], keep=o["keep"], log=log
     )
 

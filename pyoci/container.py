@@ -12,7 +12,6 @@ else they do (`pyoci.entry`). Only `create` and `exec`, which load `os` anyway, 
 """
 
 import posix
-import time
 
 from pyoci import faults
 from pyoci import state as statelib
@@ -57,12 +56,6 @@ def parse_signal(value: str | int) -> int:
     raise PyociError(f"kill: invalid signal {value!r}")
 
 
-def _rfc3339_now() -> str:
-    ns = time.time_ns()
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
-
-
 def _owner_name(uid: int) -> str:
     import pwd
 
@@ -70,77 +63,6 @@ def _owner_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    """The pid with no trailing newline, written atomically (tools read it right away).
-
-    `state.write_atomic`: the temp file has a random name and is created with
-    O_EXCL|O_NOFOLLOW, then renamed over the pid file: the pid file's directory may be
-    writable by others (/tmp), and root must not write through a symlink planted at a name it
-    could guess. rename() replaces a link planted at the pid file's own name rather than
-    following it."""
-    import os
-
-    path = os.path.abspath(path)
-    try:
-        statelib.write_atomic(path, str(pid).encode(), 0o644)
-    except OSError as err:
-        reason = err.strerror.lower() if err.strerror else str(err)
-        raise PyociError(f"--pid-file: {path}: {reason}", err.errno or 0) from None
-
-
-def _remove_state_dir(path: str) -> None:
-    """The state dir holds only flat files we created; no shutil needed."""
-    try:
-        names = posix.listdir(path)
-    except FileNotFoundError:
-        return
-    # state.json last: until the directory is gone, a delete killed half-way leaves a state
-    # that `state`, `list` and another `delete` still understand.
-    names.sort(key=lambda name: name == statelib.STATE_FILE)
-    for name in names:
-        faults.point(f"statedir:unlink:{name}")
-        try:
-            posix.unlink(f"{path}/{name}")
-        except FileNotFoundError:
-            pass
-    faults.point("statedir:rmdir")
-    try:
-        posix.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        if err.errno != 39:  # ENOTEMPTY: a create made the id again once it was empty
-            raise
-
-
-def _socket_activation(spec) -> int:
-    """systemd socket activation, as runc does it: with LISTEN_FDS=N in our environment, fds
-    3..3+N-1 go to the container (before the --preserve-fds ones) and the process is told
-    LISTEN_FDS=N, LISTEN_PID=1. Returns N."""
-    value = posix.environ.get(b"LISTEN_FDS", b"").decode(errors="replace")
-    if not value.isdigit() or int(value) == 0 or spec.process is None:
-        return 0
-    spec.process.env = [*spec.process.env, f"LISTEN_FDS={value}", "LISTEN_PID=1"]
-    return int(value)
-
-
-def _options(kind, options, fields: dict):
-    """`options` as given, or built from keyword fields (a TypeError names an unknown one)."""
-    if options is None:
-        return kind(**fields)
-    if fields:
-        raise TypeError(f"pass {kind.__name__} or its fields as keywords, not both")
-    return options
-
-
-def _pid_namespace(pid: int) -> str | None:
-    """`pid:[INODE]` of a process's pid namespace, or None once it is gone."""
-    try:
-        return posix.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return None
 
 
 def _signal_if(pid: int, signum: int, still_ours) -> None:
@@ -233,11 +155,21 @@ class Container:
         self._state.locked = True
         return lock
 
+    @property
+    def root(self) -> str:
+        """The state root the container is under (`--root`)."""
+        return self._state.root
+
+    @property
+    def record(self) -> dict:
+        """What state.json records (the config's process, seccomp, cgroup, hooks...)."""
+        return self._state.data
+
     def state(self) -> dict:
         """The OCI state (runtime.md "State") plus runc's rootfs, created, owner."""
         return self._state.oci_state()
 
-    # --- create --------------------------------------------------------------------------------
+    # --- create and exec: pyoci.launch (none of the short commands loads it) ----------------
     @classmethod
     def create(
         cls,
@@ -253,114 +185,21 @@ class Container:
         On any failure everything is undone: the init and stage 1 are killed and reaped (their
         mounts die with their mount namespace) and the state dir is removed.
         """
+        from pyoci import launch
         from pyoci.options import CreateOptions
 
-        return cls._create(root, container_id, _options(CreateOptions, options, fields), log)
+        options = launch.options_of(CreateOptions, options, fields)
+        return cls(launch.create(root, container_id, options, log))
 
-    @classmethod
-    def _create(
-        cls, root: str, container_id: str, options: "CreateOptions", log, spec=None
-    ) -> "Container":
-        """`create`, with the bundle's Spec when the caller (`run`) has parsed it already."""
-        from pyoci.creator import Creator
+    def exec(self, args: list[str], options: "ExecOptions | None" = None, **fields) -> int:
+        """Run another process in the container (`args`, or options.process_file); foreground:
+        wait and return its exit code. `options`, or its fields as keywords."""
+        from pyoci import launch
+        from pyoci.options import ExecOptions
 
-        statelib.check_id(container_id)
-        if spec is None:
-            from pyoci import spec as speclib
+        return launch.exec_in(self, args, launch.options_of(ExecOptions, options, fields))
 
-            spec = speclib.load(options.bundle)
-        listen_fds = _socket_activation(spec)
-        if listen_fds:
-            options = options.replace(preserve_fds=options.preserve_fds + listen_fds)
-        statelib.make_root(root)
-        state_dir = f"{root}/{container_id}"
-        try:
-            posix.mkdir(state_dir, 0o711)
-        except FileExistsError:
-            raise PyociError(f'container "{container_id}" already exists') from None
-        # Locked from the mkdir on, until create is done: `delete`, `kill` wait for it, and
-        # a lock nobody holds on a "creating" state says its creator died (`abandoned`).
-        # The children never hold it: stage 1 closes every fd it does not need.
-        try:
-            lock = statelib.Lock(state_dir)
-        except FileNotFoundError:  # a `delete --force` took the new dir for an abandoned one
-            raise PyociError(
-                f'container "{container_id}": deleted while it was being created'
-            ) from None
-        except BaseException:
-            _remove_state_dir(state_dir)
-            raise
-        data = {
-            "ociVersion": spec.oci_version,
-            "id": container_id,
-            "status": statelib.CREATING,
-            "pid": 0,
-            "bundle": spec.bundle,
-            "rootfs": spec.root_path,
-            "created": _rfc3339_now(),
-            "annotations": spec.annotations,
-        }
-        st = statelib.ContainerState(root, data)
-        creator = Creator(spec, container_id, state_dir, options, log)
-        try:
-            # No state.json yet: the dir alone reads as a create's (statelib.incomplete).
-            faults.point("create:state-dir")
-
-            def checkpoint(recovery: dict) -> None:
-                """The early state.json ("creating"): what an abandoned create's `delete`
-                must undo, written once it exists (Creator._record)."""
-                data.update(recovery)
-                st.save()
-
-            creator.checkpoint = checkpoint
-            creator.lock_fd = lock.fd
-            pid, start_time = creator.spawn()
-            if creator.cgroup is not None:
-                from pyoci.linux import resources
-
-                # The init exists and waits for `start`: now the limits it could not be
-                # born under (a pids limit of 0 or 1).
-                resources.apply_deferred(creator.cgroup)
-            # Its own pid namespace, if it has one: what tells its processes from a host
-            # process someone put in its cgroup (`_is_own`).
-            pidns = _pid_namespace(pid) if spec.has_new("pid") else None
-            for early in ("status", "hostMountsBefore", "cgroupPlanned", "netDevicesMoved"):
-                data.pop(early, None)
-            data |= {
-                "pid": pid,
-                "pidStartTime": start_time,
-                "hasProcess": spec.process is not None,
-                "process": spec.process.raw if spec.process else None,
-                "seccomp": spec.linux.get("seccomp"),
-                "memoryPolicy": spec.linux.get("memoryPolicy"),  # exec sets it again
-                "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
-                "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
-                "pidns": pidns,
-                "deviceRules": creator.device_rules,
-                "freezerPath": creator.cgroup.freezer_file() if creator.cgroup else None,
-                "resources": spec.linux.get("resources") or {},
-                "hostMounts": creator.host_mounts,  # no mount namespace: delete detaches them
-                "network": creator.network_state(),  # a bridge's veth and lease, for delete
-            }
-            faults.point("create:state-write")
-            st.save()
-            faults.point("create:state-written")
-            if options.pid_file:
-                write_pid_file(options.pid_file, pid)
-                faults.point("create:pid-file")
-        except BaseException as err:
-            creator.abort()
-            _remove_state_dir(state_dir)
-            lock.release()
-            if isinstance(err, PyociError) and err.msg.startswith("hooks."):
-                # runtime.md: a failed create hook stops the container, then poststop runs.
-                from pyoci import hooks
-
-                hooks.run_hooks("poststop", spec.hooks, creator.hook_state("stopped"), True)
-            raise
-        lock.release()
-        return cls(st)
-
+    # --- create --------------------------------------------------------------------------------
     # --- start ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Let the init exec the user program (it is blocked on exec.fifo)."""
@@ -441,7 +280,8 @@ class Container:
         posix.unlink(fifo)
 
     # --- cgroup operations ---------------------------------------------------------------------
-    def _require_cgroup(self, what: str):
+    def require_cgroup(self, what: str):
+        """The container's cgroup manager, or an error saying it has none (rootless)."""
         cgroup = self.cgroup()
         if cgroup is None:
             raise PyociError(f'cannot {what} container "{self.id}": it has no cgroup (rootless)')
@@ -452,13 +292,13 @@ class Container:
         with _Locked(
             self, ("running",), 'cannot pause container "{id}": it is {status}, not running'
         ):
-            self._require_cgroup("pause").freeze(True)
+            self.require_cgroup("pause").freeze(True)
 
     def resume(self) -> None:
         with _Locked(
             self, ("paused",), 'cannot resume container "{id}": it is {status}, not paused'
         ):
-            self._require_cgroup("resume").freeze(False)
+            self.require_cgroup("resume").freeze(False)
 
     def update(self, resources: dict, log=None) -> None:
         """Apply new linux.resources to a live container and remember them."""
@@ -466,7 +306,7 @@ class Container:
 
         refusal = 'cannot update container "{id}": it is {status}'
         with _Locked(self, None, refusal, refused=("stopped",)):
-            cgroup = self._require_cgroup("update")
+            cgroup = self.require_cgroup("update")
             warn = log.warning if log is not None else (lambda msg: None)
             applied = resources
             if resources.get("devices") is not None:  # linux.devices stay usable, as at create
@@ -486,7 +326,7 @@ class Container:
     def stats(self) -> dict:
         from pyoci import stats
 
-        return {"type": "stats", "id": self.id, "data": stats.collect(self._require_cgroup("stat"))}
+        return {"type": "stats", "id": self.id, "data": stats.collect(self.require_cgroup("stat"))}
 
     def events(self, interval: float, once: bool, emit) -> None:
         """runc's `events`: stats every `interval` and an OOM event whenever one happens,
@@ -495,7 +335,7 @@ class Container:
 
         from pyoci import stats
 
-        cgroup = self._require_cgroup("watch")
+        cgroup = self.require_cgroup("watch")
         if self.status() == "stopped":
             raise PyociError(f'container "{self.id}" is not running')
         if once:
@@ -518,7 +358,14 @@ class Container:
         processes that outlived the init) is gone; with force they are killed. A process
         that is not the container's is never signalled: its cgroup then stays, an error
         without force, a warning with it (as runc: `delete --force` must end the container,
-        and a shim retrying it forever would not help)."""
+        and a shim retrying it forever would not help).
+
+        First the usual case, without loading the manager: every directory empty, one
+        rmdir each (pyoci.linux.cgroupdirs); anything else is the manager's."""
+        from pyoci.linux import cgroupdirs
+
+        if cgroupdirs.remove_if_empty(self._state.data.get("cgroup")):
+            return
         cgroup = self.cgroup()
         if cgroup is None:
             return
@@ -541,77 +388,6 @@ class Container:
                 log.warning(f'container "{self.id}": its cgroup is left in place: {err.msg}')
 
     # --- exec ----------------------------------------------------------------------------------
-    def exec(self, args: list[str], options: "ExecOptions | None" = None, **fields) -> int:
-        """Run another process in the container (`args`, or options.process_file); foreground:
-        wait and return its exit code. `options`, or its fields as keywords."""
-        from pyoci import execute
-        from pyoci.options import ExecOptions
-
-        options = _options(ExecOptions, options, fields)
-        status = self.status()
-        if status not in ("running", "created"):
-            raise PyociError(
-                f'cannot exec in container "{self.id}": container not running ({status})'
-            )
-        base = self._state.data.get("process") or {"cwd": "/", "args": ["sh"]}
-        proc = execute.build_process(base, args, options)
-        cgroup_dirs = None
-        if options.cgroup:  # runc's exec --cgroup: a sub-cgroup of its own
-            from pyoci.linux.cgroups import parse_sub_cgroups
-
-            wanted = parse_sub_cgroups(list(options.cgroup))
-            cgroup_dirs = self._require_cgroup("exec --cgroup in").sub_cgroup_dirs(wanted)
-        console_socket, detach = options.console_socket, options.detach
-        if console_socket and not proc.terminal:
-            raise PyociError("--console-socket: needs --tty (or process.terminal: true)")
-        relay, console_fd = None, -1
-        if proc.terminal:
-            from pyoci.linux import console
-
-            if console_socket:
-                console_fd = console.connect(console_socket)
-            elif detach:
-                raise PyociError("--tty: a detached exec needs --console-socket")
-            else:
-                import _socket
-
-                relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-                console_fd = theirs.detach()
-        if not detach:
-            from pyoci.linux import sysbind
-            from pyoci.linux import syscalls as sc
-
-            sysbind.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is re-parented to us
-        try:
-            seccomp = self._state.data.get("seccomp")
-            plan = execute.ExecPlan(
-                self.pid,
-                proc,
-                options.preserve_fds,
-                console_fd,
-                seccomp,
-                state_root=self._state.root,
-                memory_policy=self._state.data.get("memoryPolicy"),
-            )
-            if cgroup_dirs is not None:
-                plan.cgroup_dirs = cgroup_dirs
-            pid = execute.spawn(plan)
-        finally:
-            if console_fd >= 0:
-                posix.close(console_fd)
-        if options.pid_file:
-            write_pid_file(options.pid_file, pid)
-        if detach:
-            return 0
-        if relay is not None:
-            from pyoci.linux.console import recv_fd
-            from pyoci.terminal import relay_and_wait
-
-            master = recv_fd(relay)
-            relay.close()
-            return relay_and_wait(master, pid)
-        return wait_forwarding_signals(pid)
-
     # --- kill ----------------------------------------------------------------------------------
     def kill(self, sig: str | int = "TERM", all_processes: bool = False) -> None:
         """Send a signal to the init (or, with all_processes, to every process of the container)."""
@@ -661,7 +437,7 @@ class Container:
         if cgroup is not None and not cgroup.holds(pid):
             return False
         pidns = self._state.data.get("pidns")
-        return pidns is None or _pid_namespace(pid) == pidns
+        return pidns is None or statelib.pid_namespace(pid) == pidns
 
     def _own_pids(self, listed: list[int]) -> list[int]:
         """Those of `listed` in the container's own pid namespace (all of them when it shares
@@ -669,7 +445,7 @@ class Container:
         pidns = self._state.data.get("pidns")
         if pidns is None:
             return listed
-        return [pid for pid in listed if _pid_namespace(pid) == pidns]
+        return [pid for pid in listed if statelib.pid_namespace(pid) == pidns]
 
     def pids(self) -> list[int]:
         """Host pids of every process of the container (init first): those of its cgroup in
@@ -687,7 +463,11 @@ class Container:
             return [self.pid]  # no pid namespace of its own: only the init is known to be ours
         out = [self.pid]
         for name in posix.listdir("/proc"):
-            if name.isdigit() and int(name) != self.pid and _pid_namespace(int(name)) == pidns:
+            if (
+                name.isdigit()
+                and int(name) != self.pid
+                and statelib.pid_namespace(int(name)) == pidns
+            ):
                 out.append(int(name))
         return out
 
@@ -782,7 +562,7 @@ class Container:
                 self._state.save()
                 raise
         faults.point("delete:state")
-        _remove_state_dir(self._state.dir)
+        statelib.remove_state_dir(self._state.dir)
         faults.point("delete:poststop")
         self._run_hooks("poststop")
 
@@ -827,7 +607,7 @@ def _delete_corrupt(root: str, container_id: str, err: PyociError, log=None) -> 
             except PyociError as problem:
                 if log is not None:
                     log.warning(f'container "{container_id}": its cgroup is left: {problem.msg}')
-        _remove_state_dir(f"{root}/{container_id}")
+        statelib.remove_state_dir(f"{root}/{container_id}")
     finally:
         lock.release()
 
@@ -851,109 +631,10 @@ def list_containers(root: str) -> list[dict]:
     return out
 
 
-def run(
-    root: str,
-    container_id: str,
-    options: "CreateOptions | None" = None,
-    detach: bool = False,
-    keep: bool = False,
-    log=None,
-    **fields,
-) -> int:
-    """create + start; in the foreground also wait, forward signals, delete, and return the
-    container's exit code (128+N when killed by signal N, as a shell reports it). `options`
-    (its console_fd is run's own), or its fields as keywords; `keep`: no delete after."""
-    from pyoci import spec as speclib
-    from pyoci.options import CreateOptions
-
-    options = _options(CreateOptions, options, fields)
-    statelib.check_id(container_id)
-    spec = speclib.load(options.bundle)  # once: create takes it as it is
-    if not detach:
-        import _prctl  # python-prctl's C module: no ctypes in this process (syscalls.py)
-
-        # The init is re-parented to us when stage 1 exits, so we can wait for it.
-        _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
-    relay = None
-    console_fd = -1
-    terminal = spec.process is not None and spec.process.terminal
-    if terminal and not detach and not options.console_socket:
-        # A terminal with nobody to take the pty: pyoci relays it itself, as runc does.
-        import _socket
-
-        relay, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        console_fd = theirs.detach()
-    try:
-        if console_fd >= 0:
-            options = options.replace(console_fd=console_fd)
-        container = Container._create(root, container_id, options, log, spec)
-    finally:
-        if console_fd >= 0:
-            posix.close(console_fd)
-    if relay is not None:
-        from pyoci.linux.console import recv_fd
-
-        master = recv_fd(relay)
-        relay.close()
-    try:
-        container.start()
-    except BaseException:
-        _force_delete_quietly(container)
-        raise
-    if detach:
-        return 0
-    if relay is not None:
-        from pyoci.terminal import relay_and_wait
-
-        code = relay_and_wait(master, container.pid)
-    else:
-        code = wait_forwarding_signals(container.pid)
-    if not keep:
-        _force_delete_quietly(container)
-    return code
-
-
-def wait_forwarding_signals(child: int) -> int:
-    """Wait for our child `child`, passing it the signals we get (as runc does in the
-    foreground); return its exit code, 128+N for signal N."""
-    import _signal as signal
-    import gc
-
-    gc.enable()  # this process lives as long as the container (pyoci.__main__ turned it off)
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            posix.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in (
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGWINCH,
-    ):
-        signal.signal(sig, forward)
-    from pyoci.reaping import wait_for
-
-    return wait_for(child)
-
-
-def _force_delete_quietly(container: Container) -> None:
-    try:
-        container.delete(force=True)
-    except PyociError:
-        pass
-
-
 __all__ = [
     "Container",
     "delete",
     "list_containers",
-    "run",
     "parse_signal",
     "does_not_exist",
 ]

@@ -77,3 +77,30 @@ def kill_and_wait(pids: list[int], send=_kill, timeout: float = 10.0) -> list[in
     """`kill_all` then `wait_all`: the pids still alive after `timeout` seconds."""
     kill_all(pids, send)
     return wait_all(pids, timeout)
+
+
+def wait_forwarding_signals(child: int) -> int:
+    """Wait for our child `child`, passing it the signals we get (as runc does in the
+    foreground); return its exit code, 128+N for signal N."""
+    import _signal as signal
+    import gc
+
+    gc.enable()  # this process lives as long as the container (pyoci.entry turned it off)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            posix.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+    ):
+        signal.signal(sig, forward)
+    return wait_for(child)

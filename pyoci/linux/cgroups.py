@@ -22,27 +22,21 @@ import posix
 
 from pyoci.errors import PyociError
 from pyoci.linux import mountinfo
+from pyoci.linux.cgroupdirs import (
+    CGROUP_ROOT,
+    LISTING_ORDER,
+    is_mount,
+    own_dirs,
+    remove_made_parents,
+)
 
 # `delete`, `kill --all` and `ps` load this module: what they use here works with `posix` (what
 # `os` re-exports) and string paths, since `os` alone costs ~1 ms to import (pyoci.entry says
 # why), and no `__future__` import; the functions of `create` and `exec` import `os` themselves.
 
-CGROUP_ROOT = "/sys/fs/cgroup"
 # The parent of every container placed by default (/pyoci/<id>): pyoci's own directory.
 DEFAULT_PARENT = "pyoci"
 _NOT_CONTROLLERS = ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode")
-
-
-def _is_mount(path: str) -> bool:
-    """os.path.ismount without os: a different device than the parent's, or the same inode
-    (the root)."""
-    try:
-        here, parent = posix.lstat(path), posix.lstat(path.rstrip("/") + "/..")
-    except OSError:
-        return False
-    if here.st_mode & 0o170000 != 0o040000:  # not a directory (a link is never a mount here)
-        return False
-    return here.st_dev != parent.st_dev or here.st_ino == parent.st_ino
 
 
 def _read(path: str) -> str:
@@ -360,7 +354,7 @@ class Manager:
         raw = data.get("cgroup")
         if not raw:
             return None
-        if not _is_mount(CGROUP_ROOT):
+        if not is_mount(CGROUP_ROOT):
             mounts()  # hidden by `ip netns exec`: seen again (pyoci.linux.cgroupview)
         manager = cls(raw["dirs"], raw.get("v2"), raw.get("path", ""), raw.get("made"))
         manager.rt_raised = raw.get("rtRaised") or []
@@ -539,15 +533,12 @@ class Manager:
         return sorted(set(self.dirs.values()))
 
     def all_dirs(self) -> list[str]:
-        out = self.v1_dirs()
-        if self.v2_dir:
-            out.append(self.v2_dir)
-        return out
+        return own_dirs(self.dirs, self.v2_dir)
 
     def _source(self) -> tuple[str, str] | None:
         """(directory, /proc/PID/cgroup key) of the hierarchy that lists the processes: pids,
         freezer, memory or cpu in v1, else cgroup2."""
-        for key in ("pids", "freezer", "memory", "cpu"):
+        for key in LISTING_ORDER:
             if key in self.dirs:
                 return self.dirs[key], key
         return (self.v2_dir, "") if self.v2_dir else None
@@ -593,12 +584,7 @@ class Manager:
         for directory in own:
             if directory in self.made:
                 _rmdir_tree(directory)
-        for parent in reversed(self.made):  # innermost first
-            if parent not in own:
-                try:
-                    posix.rmdir(parent)
-                except OSError:
-                    pass  # gone, or another container's cgroup is in it now (EBUSY)
+        remove_made_parents(self.made, own)
 
     # --- freezer -------------------------------------------------------------------------------
     def freezer_file(self) -> str | None:

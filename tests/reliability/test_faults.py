@@ -76,6 +76,7 @@ CREATE = [
     "create:READY",
     "create:state-write",
     "state:before-rename",
+    "state:set-aside",
     "create:state-written",
     "create:pid-file",
 ]
