@@ -23,7 +23,6 @@ from pyoci.errors import PyociError, does_not_exist
 
 DEFAULT_ROOT = "/run/pyoci"
 STATE_FILE = "state.json"
-PREVIOUS_FILE = "state.json.prev"  # the state being replaced, for a moment (`set_aside`)
 LOCK_FILE = "lock"
 FIFO_FILE = "exec.fifo"
 # state.json's "status" from the moment `create` made the state dir until it wrote the final
@@ -239,35 +238,10 @@ class ContainerState:
         return out
 
     def save(self) -> None:
-        """Atomically replace state.json (temp file in the same dir + rename), setting the
-        old one aside first (`set_aside`)."""
+        """Atomically replace state.json (temp file in the same dir + rename)."""
         path = f"{self.dir}/{STATE_FILE}"
-        previous = f"{self.dir}/{PREVIOUS_FILE}"
         data = jsonfast.dumps(self.data).encode()
-        write_atomic(path, data, before_rename=lambda: set_aside(path, previous))
-        try:
-            posix.unlink(previous)
-        except FileNotFoundError:
-            pass
-
-
-def set_aside(path: str, previous: str) -> None:
-    """Rename state.json to state.json.prev just before the new one is renamed in.
-
-    Why not one rename over it: on ext4 (this machine's / and /run), a rename that replaces
-    a file makes the kernel start writing the new file back and allocate its blocks at once
-    (auto_da_alloc, a guard for editors that rename without fsync). That costs ~0.2 ms per
-    write here, and the allocated blocks make the last unlink, in `delete`, ~0.3 ms more than
-    an unlink of a file still only in the page cache: `create` writes state.json three times.
-    Renames onto free names trigger nothing. Between the two renames only state.json.prev
-    exists: `load` reads it then, so a reader, or a delete after a crash right there, sees
-    the previous state, never none."""
-    faults.point("state:before-rename")
-    try:
-        posix.rename(path, previous)
-    except FileNotFoundError:
-        return  # the first write
-    faults.point("state:set-aside")
+        write_atomic(path, data, before_rename=lambda: faults.point("state:before-rename"))
 
 
 class CorruptState(PyociError):
@@ -309,31 +283,17 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, before_rename=None) 
         raise
 
 
-def _read_state(path: str) -> tuple[str, bytes] | None:
-    """(path read, bytes) of state.json; while a save sets the old one aside (`set_aside`),
-    of state.json.prev; of state.json again if that save finished meanwhile. None: neither."""
-    previous = path[: -len(STATE_FILE)] + PREVIOUS_FILE
-    for name in (path, previous, path):
-        try:
-            with open(name, "rb") as f:
-                return name, f.read()
-        except FileNotFoundError:
-            continue
-    return None
-
-
 def load(root: str, container_id: str) -> ContainerState:
     """Read a container's state; an unknown id says `does not exist` (tools match on it)."""
     check_id(container_id)
     path = f"{root}/{container_id}/{STATE_FILE}"
-    found = _read_state(path)
-    if found is None:
+    try:
+        with open(path, "rb") as f:
+            data = jsonfast.loads(f.read())
+    except FileNotFoundError:
         if is_dir(f"{root}/{container_id}"):
             return ContainerState(root, incomplete(container_id))
         raise does_not_exist(container_id) from None
-    path, raw = found
-    try:
-        data = jsonfast.loads(raw)
     except ValueError as err:
         msg = f'container "{container_id}": corrupt state file {path}: {err}'
         raise CorruptState(msg) from None
@@ -367,11 +327,9 @@ def remove_state_dir(path: str) -> None:
         names = posix.listdir(path)
     except FileNotFoundError:
         return
-    # state.json last (after a state.json.prev a crash may have left: set_aside):
-    # until the directory is gone, a delete killed half-way leaves a state that `state`,
-    # `list` and another `delete` still understand.
-    last = (PREVIOUS_FILE, STATE_FILE)
-    names.sort(key=lambda name: last.index(name) + 1 if name in last else 0)
+    # state.json last: until the directory is gone, a delete killed half-way leaves a state
+    # that `state`, `list` and another `delete` still understand.
+    names.sort(key=lambda name: name == STATE_FILE)
     for name in names:
         faults.point(f"statedir:unlink:{name}")
         try:
@@ -397,17 +355,12 @@ def pid_namespace(pid: int) -> str | None:
 
 
 def list_ids(root: str) -> list[str]:
-    """Ids with a state file under `root` (state.json, or state.json.prev while it is being
-    replaced: `set_aside`), sorted."""
+    """Ids with a state file under `root`, sorted."""
     try:
         names = posix.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(
-        n
-        for n in names
-        if exists(f"{root}/{n}/{STATE_FILE}") or exists(f"{root}/{n}/{PREVIOUS_FILE}")
-    )
+    return sorted(n for n in names if exists(f"{root}/{n}/{STATE_FILE}"))
 
 
 class Lock:

@@ -30,6 +30,7 @@ bridge and the veths are made in NS.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from pyoci import faults
@@ -910,9 +911,18 @@ def _cleanup(host, veth: str, bridge: str, last_entry, store, key: str, log) -> 
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
-        index = host.link_lookup(ifname=veth) if veth else []
-        if index and host.get_links(index[0])[0].get(("linkinfo", "kind")) == "veth":
-            host.link("del", index=index[0])
+        try:
+            index = host.link_lookup(ifname=veth) if veth else []
+            if index and host.get_links(index[0])[0].get(("linkinfo", "kind")) == "veth":
+                host.link("del", index=index[0])
+        except NetlinkError as err:
+            # ENODEV: going already. The kernel destroys a dead namespace's devices, the
+            # veth pair with them, asynchronously: a delete right after the container's
+            # exit can find our host end still there and then see it vanish. That is no
+            # reason to leave the bridge and its entry behind (it did, when `delete` got
+            # faster).
+            if err.code != errno.ENODEV:
+                raise
         faults.point("net:release")
         if last_entry is None:
             return
@@ -920,7 +930,9 @@ def _cleanup(host, veth: str, bridge: str, last_entry, store, key: str, log) -> 
         if not index:
             store.drop_network(key)
             return
-        if any(link.get("master") == index[0] for link in host.get_links()):
+        ports = [link.get_attr("IFLA_IFNAME") for link in host.get_links()
+                 if link.get("master") == index[0]]  # fmt: skip
+        if [name for name in ports if name != veth]:  # (ours may still be on its way out)
             return  # something else is attached to it: keep it (and the entry)
         if last_entry.get("createdBridge"):
             host.link("del", index=index[0])

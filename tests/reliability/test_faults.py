@@ -76,7 +76,6 @@ CREATE = [
     "create:READY",
     "create:state-write",
     "state:before-rename",
-    "state:set-aside",
     "create:state-written",
     "create:pid-file",
 ]

@@ -404,51 +404,9 @@ def test_lock_existing(tmp_path: Path) -> None:
     assert lock.fd == -1
 
 
-# --- replacing state.json: the old one set aside, never replaced by a rename -----------------
-def test_a_save_sets_the_old_state_aside_and_leaves_only_the_new(container, monkeypatch) -> None:
-    """The rename that brings the new state.json in never replaces a file (ext4 would write the
-    new one back at once: state.set_aside); the old one is state.json.prev meanwhile."""
-    renames = []
-    real_rename = os.rename
-
-    def watch(src, dst):
-        renames.append((Path(src).name, Path(dst).name, Path(dst).exists()))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(state.posix, "rename", watch)
-    container.data["extra"] = 1
-    container.save()
-    assert [(s, d) for s, d, _ in renames][-2:] == [("state.json", "state.json.prev")] + [
-        (renames[-1][0], "state.json")
-    ]
-    assert not any(replaced for _, _, replaced in renames), renames
-    assert sorted(os.listdir(container.dir)) == ["state.json"]
-    assert state.load(container.root, "c1").data["extra"] == 1
-
-
-def test_between_the_two_renames_the_previous_state_is_read(container) -> None:
-    """A reader (or a delete after a crash right there) sees the previous state, not none."""
-    d = Path(container.dir)
-    os.rename(d / "state.json", d / "state.json.prev")
-    loaded = state.load(container.root, "c1")
-    assert loaded.data["pid"] == container.pid and loaded.status() == "running"
-    assert state.list_ids(container.root) == ["c1"]
-    (d / "state.json.prev").write_text('{"id": ')
-    assert "state.json.prev" in error_of(state.load, container.root, "c1").msg
-
-
-def test_a_save_after_a_crash_between_the_renames_finishes_the_job(container) -> None:
-    d = Path(container.dir)
-    os.rename(d / "state.json", d / "state.json.prev")  # as a save killed at state:set-aside
-    container.data["extra"] = 2
-    container.save()
-    assert sorted(os.listdir(d)) == ["state.json"]
-    assert state.load(container.root, "c1").data["extra"] == 2
-
-
 def test_the_state_dir_goes_with_state_json_last(container, monkeypatch) -> None:
     d = Path(container.dir)
-    for name in ("lock", "exec.fifo", "state.json.prev"):
+    for name in ("lock", "exec.fifo", "start"):
         (d / name).write_text("")
     order = []
     real_unlink = os.unlink
@@ -456,5 +414,5 @@ def test_the_state_dir_goes_with_state_json_last(container, monkeypatch) -> None
         state.posix, "unlink", lambda p: (order.append(Path(p).name), real_unlink(p))
     )
     state.remove_state_dir(str(d))
-    assert order[-2:] == ["state.json.prev", "state.json"] and len(order) == 4
+    assert order[-1] == "state.json" and len(order) == 4
     assert not d.exists()
