@@ -1280,6 +1280,32 @@ def test_delete_removes_the_cgroup_in_every_hierarchy(pyoci, bundle, new_id):
     pyoci.assert_nothing_left()
 
 
+def test_delete_of_a_stopped_container_with_a_process_left_in_its_cgroup(pyoci, bundle, new_id):
+    """No pid namespace: a background process outlives the init, in the container's cgroup.
+    `delete` refuses, naming it, and every cgroup directory is still there (the rmdir-only
+    path, pyoci/linux/cgroupdirs.py, must fail before removing any); `delete --force` kills it
+    and removes them all."""
+    cid = new_id("del")
+    b = bundle("sleep 100 >/dev/null 2>&1 & exit 0",
+               patch=lambda c: drop_namespace(c, "pid"))  # fmt: skip
+    pyoci.create_ok(b, cid)
+    assert pyoci("start", cid).returncode == 0
+    pyoci.wait_status(cid, "stopped")
+    dirs = default_dirs(cid)
+    left = cgroup_procs(dirs["pids"])
+    assert len(left) == 1 and alive(left[0]), left
+    result = pyoci("delete", cid)
+    assert result.returncode == 1
+    assert f"processes {left} are still in its cgroup (use --force)" in one_line_error(
+        result.stderr
+    )
+    assert [d for d in dirs.values() if not os.path.isdir(d)] == []
+    assert pyoci.state(cid)["status"] == "stopped"
+    delete_force(pyoci, cid)
+    assert not alive(left[0])
+    pyoci.assert_nothing_left()
+
+
 def test_delete_force_removes_a_running_container_and_its_exec(pyoci, bundle, new_id):
     cid = new_id("del")
     start_sleeper(pyoci, bundle, cid)
