@@ -199,7 +199,6 @@ class Container:
 
         return launch.exec_in(self, args, launch.options_of(ExecOptions, options, fields))
 
-    # --- create --------------------------------------------------------------------------------
     # --- start ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Let the init exec the user program (it is blocked on exec.fifo)."""
@@ -387,7 +386,6 @@ class Container:
             if log is not None:
                 log.warning(f'container "{self.id}": its cgroup is left in place: {err.msg}')
 
-    # --- exec ----------------------------------------------------------------------------------
     # --- kill ----------------------------------------------------------------------------------
     def kill(self, sig: str | int = "TERM", all_processes: bool = False) -> None:
         """Send a signal to the init (or, with all_processes, to every process of the container)."""

@@ -2,8 +2,8 @@
 
 Apart from `pyoci.container` (the operations on a container that exists: state, start, kill,
 delete, and the status rules) because every short command loads that module and none of them
-needs this code: importing it cost `state`, `start`, `kill` and `delete` ~0.2 ms each of the
-1 ms they may spend above the interpreter's start (issue 19). `Container.create` and
+needs this code, while each has 1 ms to spend above the interpreter's start (issue 19): it
+was a third of `container.py`, and a module's load time grows with it. `Container.create` and
 `Container.exec` are the public entry points; they call in here (and `pyoci.runner`'s `run`).
 This module does not import `pyoci.container`: it works on the state, and on the container it
 is handed.

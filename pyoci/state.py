@@ -123,12 +123,12 @@ def _comm(pid: int) -> bytes:
 def lock_held(state_dir: str) -> bool:
     """Someone holds the container's lock (a probe: taken and let go at once if free). No
     lock file: nobody holds it."""
+    import fcntl  # here, not at the top: `state` of a created or running container never locks
+
     try:
         fd = posix.open(f"{state_dir}/{LOCK_FILE}", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return False
-    import fcntl  # here, not at the top: `state` of a created or running container never locks
-
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:

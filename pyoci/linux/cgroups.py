@@ -530,7 +530,7 @@ class Manager:
         return sorted(set(by_dir.values())), v2
 
     def v1_dirs(self) -> list[str]:
-        return sorted(set(self.dirs.values()))
+        return own_dirs(self.dirs, None)
 
     def all_dirs(self) -> list[str]:
         return own_dirs(self.dirs, self.v2_dir)
