@@ -14,8 +14,7 @@ manager, which checks for processes, kills them with --force and explains what s
 import posix
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-# The hierarchies the manager reads a container's processes from, in its order
-# (Manager._source): removed first here, so a cgroup still in use fails on its first rmdir.
+# The v1 hierarchies a container's processes are read from, in order of preference.
 LISTING_ORDER = ("pids", "freezer", "memory", "cpu")
 
 
@@ -29,6 +28,15 @@ def is_mount(path: str) -> bool:
     if here.st_mode & 0o170000 != 0o040000:  # not a directory (a link is never a mount here)
         return False
     return here.st_dev != parent.st_dev or here.st_ino == parent.st_ino
+
+
+def listing_source(dirs: dict[str, str], v2: str | None) -> tuple[str, str] | None:
+    """(directory, /proc/PID/cgroup key) of the hierarchy that lists the container's
+    processes: pids, freezer, memory or cpu in v1, else cgroup2; None without either."""
+    for key in LISTING_ORDER:
+        if key in dirs:
+            return dirs[key], key
+    return (v2, "") if v2 else None
 
 
 def own_dirs(dirs: dict[str, str], v2: str | None) -> list[str]:
@@ -63,7 +71,9 @@ def remove_if_empty(record: dict | None) -> bool:
         return False
     dirs = record["dirs"]
     own = own_dirs(dirs, record.get("v2"))
-    first = [dirs[key] for key in LISTING_ORDER if key in dirs][:1]
+    # The listing hierarchy first: a cgroup still in use fails on the first rmdir.
+    source = listing_source(dirs, record.get("v2"))
+    first = [source[0]] if source else []
     for directory in first + [d for d in own if d not in first]:
         if directory not in made:
             continue  # found existing (an empty cgroup it reused): whoever made it keeps it

@@ -24,8 +24,8 @@ from pyoci.errors import PyociError
 from pyoci.linux import mountinfo
 from pyoci.linux.cgroupdirs import (
     CGROUP_ROOT,
-    LISTING_ORDER,
     is_mount,
+    listing_source,
     own_dirs,
     remove_made_parents,
 )
@@ -536,12 +536,8 @@ class Manager:
         return own_dirs(self.dirs, self.v2_dir)
 
     def _source(self) -> tuple[str, str] | None:
-        """(directory, /proc/PID/cgroup key) of the hierarchy that lists the processes: pids,
-        freezer, memory or cpu in v1, else cgroup2."""
-        for key in LISTING_ORDER:
-            if key in self.dirs:
-                return self.dirs[key], key
-        return (self.v2_dir, "") if self.v2_dir else None
+        """(directory, /proc/PID/cgroup key) of the hierarchy that lists the processes."""
+        return listing_source(self.dirs, self.v2_dir)
 
     def pids(self) -> list[int]:
         """Every process in the container's cgroup and the cgroups below it (the lifecycle
