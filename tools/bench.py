@@ -243,24 +243,19 @@ class Bench:
             ]
             return "; ".join(lines)
 
-        self.measure(
-            "run",
-            "run /bin/true",
-            every,
-            lambda rt: (
-                rt.argv("run", "--bundle", t, self.cid(rt, "run")),
-                rt.sh("delete", "-f", self.cid(rt, "run")) + " 2>/dev/null; :",
-            ),
-        )
-        self.measure(
-            "create",
-            "create (busybox)",
-            every,
-            lambda rt: (
-                rt.argv("create", "--bundle", b, self.cid(rt, "create")),
-                rt.sh("delete", "-f", self.cid(rt, "create")) + " 2>/dev/null; :",
-            ),
-        )
+        for command, title, bundle in (
+            ("run", "run /bin/true", t),
+            ("create", "create (busybox)", b),
+        ):
+            self.measure(
+                command,
+                title,
+                every,
+                lambda rt, command=command, bundle=bundle: (
+                    rt.argv(command, "--bundle", bundle, self.cid(rt, command)),
+                    rt.sh("delete", "-f", self.cid(rt, command)) + " 2>/dev/null; :",
+                ),
+            )
         self.measure(
             "start",
             "start",
