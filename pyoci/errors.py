@@ -7,10 +7,31 @@ rebuilt here in the parent, so they are reported exactly once too.
 """
 
 
+def one_line(text: str) -> str:
+    """`text` with each unprintable character escaped as JSON writes it (`\\n`, `\\u001b`).
+
+    Errors quote what the config, the command line or a hook gave them; a newline or an
+    escape sequence there would split the error (tools read one line) or drive the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c) or _escape(c) for c in text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 class PyociError(Exception):
-    """A user-facing error: `msg` is the whole sentence, `errno` the OS error if any."""
+    """A user-facing error: `msg` is the whole sentence, on one line whatever it quotes;
+    `errno` the OS error if any."""
 
     def __init__(self, msg: str, errno: int = 0) -> None:
+        msg = one_line(msg)
         super().__init__(msg)
         self.msg = msg
         self.errno = errno

@@ -29,7 +29,7 @@ from typing import Any
 
 from pyoci import jsonfast, rules
 from pyoci import spec as _spec
-from pyoci.errors import PyociError
+from pyoci.errors import PyociError, one_line
 
 __all__ = ["validate_bundle", "validate_config", "SPECS_DIR"]
 
@@ -113,7 +113,7 @@ def _load_config(bundle: Path) -> tuple[Any, str | None]:
 
 def _format(problem: Problem) -> str:
     path, reason = problem
-    return f"{_format_path(path)}: {reason}"
+    return f"{_format_path(path)}: {one_line(reason)}"
 
 
 def _format_path(parts: Iterable[str | int]) -> str:
@@ -198,7 +198,7 @@ def _json_type(value: Any) -> str:
 
 
 def _quote(value: Any) -> str:
-    return f"`{value}`" if isinstance(value, str) else _json_type(value)
+    return rules.quoted(value) if isinstance(value, str) else _json_type(value)
 
 
 # --- rule layer --------------------------------------------------------------------------------
@@ -253,9 +253,9 @@ def _check_root(config: dict, ctx: _Context) -> Iterator[Problem]:
         return
     full = ctx.bundle / path
     if not full.exists():
-        yield ("root", "path"), f"directory `{full}` does not exist"
+        yield ("root", "path"), f"directory {rules.quoted(full)} does not exist"
     elif not full.is_dir():
-        yield ("root", "path"), f"`{full}` is not a directory"
+        yield ("root", "path"), f"{rules.quoted(full)} is not a directory"
 
 
 def _check_process(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -280,7 +280,7 @@ def _check_rlimits(config: dict, ctx: _Context) -> Iterator[Problem]:
         rtype, soft, hard = entry.get("type"), entry.get("soft"), entry.get("hard")
         if isinstance(rtype, str):
             if rtype not in RLIMITS:
-                yield path + ("type",), f"unknown rlimit `{rtype}`"
+                yield path + ("type",), f"unknown rlimit {rules.quoted(rtype)}"
             if rtype in seen:
                 yield path + ("type",), f"duplicated (also at process.rlimits[{seen[rtype]}])"
             seen.setdefault(rtype, index)
@@ -298,7 +298,8 @@ def _check_capabilities(config: dict, ctx: _Context) -> Iterator[Problem]:
     for cap_set in CAP_SETS:
         for index, name in enumerate(_arr(capabilities.get(cap_set))):
             if isinstance(name, str) and name not in CAPABILITIES:
-                yield ("process", "capabilities", cap_set, index), f"unknown capability `{name}`"
+                reason = f"unknown capability {rules.quoted(name)}"
+                yield ("process", "capabilities", cap_set, index), reason
 
 
 def _check_mounts(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -316,7 +317,7 @@ def _check_mounts(config: dict, ctx: _Context) -> Iterator[Problem]:
         if options and not mapped and "user" not in ctx.namespaces:
             yield (
                 path + ("options",),
-                f"`{options[0]}` needs uidMappings and gidMappings or a user namespace",
+                f"{rules.quoted(options[0])} needs uidMappings and gidMappings or a user namespace",
             )
 
 
@@ -341,12 +342,12 @@ def _namespace_path_problem(ns_path: str, ns_type: Any) -> str | None:
     if not ns_path.startswith("/"):
         return "must be an absolute path"
     if not os.path.exists(ns_path):
-        return f"`{ns_path}` does not exist"
+        return f"{rules.quoted(ns_path)} does not exist"
     actual = _namespace_type(ns_path)
     if actual == "":
-        return f"`{ns_path}` is not a namespace file"
+        return f"{rules.quoted(ns_path)} is not a namespace file"
     if actual is not None and isinstance(ns_type, str) and actual != ns_type:
-        return f"`{ns_path}` is a {actual} namespace, not {ns_type}"
+        return f"{rules.quoted(ns_path)} is a {actual} namespace, not {ns_type}"
     return None
 
 
@@ -417,7 +418,7 @@ def _check_devices(config: dict, ctx: _Context) -> Iterator[Problem]:
         if dev_type in ("c", "b", "u"):
             for number in ("major", "minor"):
                 if number not in device:
-                    yield path + (number,), f"is required for type `{dev_type}`"
+                    yield path + (number,), f"is required for type {rules.quoted(dev_type)}"
 
 
 def _check_sysctl(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -467,7 +468,7 @@ def _check_rootfs_propagation(config: dict, ctx: _Context) -> Iterator[Problem]:
     value = ctx.linux.get("rootfsPropagation")
     if isinstance(value, str) and value not in ROOTFS_PROPAGATIONS:
         choices = ", ".join(ROOTFS_PROPAGATIONS)
-        yield ("linux", "rootfsPropagation"), f"must be one of {choices}, not `{value}`"
+        yield ("linux", "rootfsPropagation"), f"must be one of {choices}, not {rules.quoted(value)}"
 
 
 def _check_seccomp(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -494,7 +495,7 @@ def _check_seccomp(config: dict, ctx: _Context) -> Iterator[Problem]:
 def _errno_problem(action: Any) -> str | None:
     if not isinstance(action, str) or action in ERRNO_ACTIONS:
         return None
-    return f"only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not `{action}`"
+    return f"only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {rules.quoted(action)}"
 
 
 def _check_resources(config: dict, ctx: _Context) -> Iterator[Problem]:

@@ -121,6 +121,20 @@ CASES = {
         _set("process.rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
         ["process.rlimits[0].type"],
     ),
+    # What the config quotes back stays on the one line, escaped: a newline would split the
+    # error podman reads, an escape sequence would drive the user's terminal.
+    "newline-in-an-enum": (
+        _set("linux.namespaces.0.type", "pid\nmount"),
+        ["linux.namespaces[0].type", "pid\\nmount"],
+    ),
+    "escape-sequence-in-a-path": (
+        _set("process.cwd", "rel\x1b[2J"),
+        ["process.cwd", "[2J"],
+    ),
+    "newline-in-a-binary-name": (
+        _set("process.args", ["no\nsuch"]),
+        ['exec: "no\\nsuch"'],
+    ),
 }
 
 
@@ -134,6 +148,7 @@ def test_bad_config(pyoci, bundle, new_id, state_root, command, case):
     result = pyoci(command, "--bundle", str(b.path), "--pid-file", str(pid_file), new_id())
     assert result.returncode == 1, result.stderr
     message = one_line_error(result.stderr)
+    assert message.isprintable(), f"a control character reached the terminal: {message!r}"
     for word in words:
         assert word in message, message
     assert result.stdout == ""

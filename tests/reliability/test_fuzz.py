@@ -184,6 +184,8 @@ hostile_text = st.one_of(
             "/dev/null",
             "\x00",
             "a\x00b",
+            "\n",
+            "a\nb\r\x1b[31m",
             "\udcff",
             "é" * 3,
             "CAP_SYS_ADMIN",
@@ -446,6 +448,16 @@ def test_broken_through_every_command_sample(rel):
         shrink=False,
     )
     rel.assert_clean()
+
+
+# F14 (found by the changing seed): validate printed a control character from the config as
+# it was, `must be one of pid, ..., not `\n``, an error of two lines. Every string field gets
+# one here, so no message that quotes a value can miss the escaping (pyoci.errors.one_line).
+@pytest.mark.parametrize("text", ["\n", "a\nb\x1b[2J\u2028"], ids=["newline", "controls"])
+def test_control_characters_in_any_field_stay_escaped_on_one_line(tmp_path, text):
+    for path in ALL_PATHS:
+        check_in_process(tmp_path, _document([(path, text)]))
+        check_in_process(tmp_path, _document([(path, [text])]))
 
 
 @pytest.mark.parametrize("key", ["", "a: b"])
