@@ -10,6 +10,8 @@ import posix
 import sys
 import time
 
+from pyoci.errors import one_line
+
 _APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
@@ -28,7 +30,8 @@ class Logger:
             from pyoci import jsonfast
 
             return jsonfast.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
-        return f'time="{_rfc3339()}" level={level} msg="{msg}"\n'
+        quoted = msg.replace("\\", "\\\\").replace('"', '\\"')  # logfmt, as logrus quotes
+        return f'time="{_rfc3339()}" level={level} msg="{quoted}"\n'
 
     def check(self) -> str | None:
         """Open (create) the log file once, before the command runs: an unusable `--log` is
@@ -55,6 +58,7 @@ class Logger:
 
     def error(self, msg: str) -> None:
         """One line to stderr, and the same to the log file."""
+        msg = one_line(msg)
         self._write_file("error", msg)
         try:
             sys.stderr.write(f"pyoci: {msg}\n")
@@ -65,6 +69,7 @@ class Logger:
     def warning(self, msg: str) -> None:
         """To the log file when there is one, else stderr: a shim hands `create` the
         container's own stdio, so a warning there would land in the container's output."""
+        msg = one_line(msg)
         if self.path:
             self._write_file("warning", msg)
             return

@@ -323,6 +323,25 @@ def test_log_file_json_on_create_error_in_the_container(pyoci, bundle, new_id, t
     pyoci.assert_nothing_left()
 
 
+def test_log_file_text_quotes_the_message_as_logrus_does(pyoci, bundle, new_id, tmp_path):
+    """Text format (runc's default): one `time=".." level=.. msg=".."` line per message, the
+    message quoted so that a `"` or a newline from the config cannot end the value or the line
+    (a log reader would take the rest for other fields or another entry)."""
+    log = tmp_path / "log.txt"
+    b = bundle(['no"such\ncommand'])
+    result = pyoci("create", "--bundle", str(b.path), new_id(), global_args=("--log", str(log)))
+    assert result.returncode == 1
+    said = one_line_error(result.stderr).removeprefix("pyoci: ")
+    assert 'no\\"such\\ncommand' not in said and '"no"such\\ncommand"' in said, said
+    lines = log.read_text().splitlines()
+    assert lines, "the log file must say what failed"
+    entry = re.fullmatch(r'time="([^"]+)" level=(\w+) msg="((?:[^"\\]|\\.)*)"', lines[-1])
+    assert entry, lines[-1]
+    assert RFC3339.match(entry[1]) and entry[2] == "error"
+    assert json.loads(f'"{entry[3]}"') == said  # logfmt's escapes are JSON's for these
+    pyoci.assert_nothing_left()
+
+
 def test_version(pyoci):
     result = pyoci("--version")
     assert result.returncode == 0, result.stderr
