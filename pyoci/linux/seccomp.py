@@ -2,8 +2,8 @@
 
 Why libseccomp: the BPF a profile compiles to (multiple architectures, argument comparisons,
 syscall-number translation) is exactly what libseccomp maintains; pyseccomp is a thin ctypes
-binding over Debian's libseccomp2. It is imported (~20 ms) only when the config has seccomp,
-and the filter is built in the parent: loading it in the child is one ctypes call.
+binding over Debian's libseccomp2. It is imported (~5 ms, by pyoci.linux.seccomplib) only
+when a profile is not in pyoci.linux.seccompcache yet, and the filter is built in the parent.
 
 Unknown syscall names are skipped, as runc does (profiles list syscalls of newer kernels);
 unknown actions, architectures, operators and flags are errors naming their JSON path.
@@ -14,10 +14,11 @@ from __future__ import annotations
 import errno as errno_names
 import os
 
-import pyseccomp as ps
-
 from pyoci import OCI_VERSION
 from pyoci.errors import PyociError
+from pyoci.linux import seccomplib
+
+ps = seccomplib.load()
 
 ARCHES = {
     "SCMP_ARCH_X86": ps.Arch.X86,
