@@ -74,10 +74,17 @@ def _kind_of(value: object) -> str:
     return "null"
 
 
+def _wanted(shape: object) -> str:
+    """What a shape asks for, in the words of the errors: `an object`, `an integer`."""
+    if isinstance(shape, str):
+        return shape
+    return "an array" if isinstance(shape, list) else "an object"
+
+
 def check(resources: object, field: str = "linux.resources") -> None:
     """Raise PyociError naming the first value of `resources` of the wrong JSON type. null is
-    accepted anywhere (an absent value), unknown fields are left alone (the spec's extension
-    rule)."""
+    accepted for a field (an absent value), not for an entry of an array; unknown fields are
+    left alone (the spec's extension rule)."""
     _check(resources, SHAPE, field)
 
 
@@ -91,6 +98,8 @@ def _check(value: object, shape: object, field: str) -> None:
         if not isinstance(value, list):
             raise PyociError(f"{field}: must be an array, not {_kind_of(value)}")
         for i, item in enumerate(value):
+            if item is None:  # an absent field is null; an entry of a list is not optional
+                raise PyociError(f"{field}[{i}]: must be {_wanted(shape[0])}, not null")
             _check(item, shape[0], f"{field}[{i}]")
     elif isinstance(shape, tuple):  # ("map", kind of each value)
         if not isinstance(value, dict):

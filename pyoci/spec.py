@@ -151,10 +151,15 @@ def _int(
     value = parent.get(key)
     if value is None:
         return default
+    return _ranged(value, path, lo, hi)
+
+
+def _ranged(value: object, path: str, lo: int = 0, hi: int = 2**32 - 1) -> int:
+    """`value`, an integer in [lo, hi] (by default a uid_t/gid_t), or the error naming `path`."""
     _expect(value, int, path, "an integer")
-    if not lo <= value <= hi:
+    if not lo <= value <= hi:  # type: ignore[operator]
         raise PyociError(f"{path}: {value} is out of range [{lo}, {hi}]")
-    return value
+    return value  # type: ignore[return-value]
 
 
 def _bool(parent: dict, key: str, path: str) -> bool:
@@ -215,9 +220,7 @@ class User:
         self.umask = _int(raw, "umask", f"{path}.umask", None, 0, 0o7777)
         self.additional_gids: list[int] = []
         for i, gid in enumerate(_list(raw, "additionalGids", f"{path}.additionalGids")):
-            p = f"{path}.additionalGids[{i}]"
-            _expect(gid, int, p, "an integer")
-            self.additional_gids.append(gid)
+            self.additional_gids.append(_ranged(gid, f"{path}.additionalGids[{i}]"))
         self.username = _str(raw, "username", f"{path}.username")
 
 
@@ -351,6 +354,8 @@ class Mount:
         destination = _str(raw, "destination", f"{path}.destination")
         if destination is None:
             raise PyociError(f"{path}.destination: is required")
+        if not destination:  # not "relative to /": it would cover the whole rootfs
+            raise PyociError(f"{path}.destination: must not be empty")
         # config.md (1.2+): a relative destination "MUST be interpreted as relative to "/""
         # (deprecated, still valid).
         self.destination = destination if destination.startswith("/") else "/" + destination

@@ -324,8 +324,11 @@ def apply(
         _pids(w, pids["limit"], f"{prefix}.pids.limit")
     _blkio(w, resources.get("blockIO") or {}, f"{prefix}.blockIO")
     for i, hp in enumerate(resources.get("hugepageLimits") or []):
-        row = hugepage_row(hp.get("pageSize", ""))
-        w.put(f"{prefix}.hugepageLimits[{i}]", row, hp.get("limit", 0), hp)
+        field = f"{prefix}.hugepageLimits[{i}]"
+        for key in ("pageSize", "limit"):  # REQUIRED: a limit taken as 0 would forbid them all
+            if hp.get(key) is None:
+                raise PyociError(f"{field}.{key}: is required")
+        w.put(field, hugepage_row(hp["pageSize"]), hp["limit"], hp)
     _devices(w, resources.get("devices"), f"{prefix}.devices")
     network = resources.get("network") or {}
     w.put_rows(NETWORK, network, f"{prefix}.network")

@@ -121,6 +121,48 @@ CASES = {
         _set("process.rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
         ["process.rlimits[0].type"],
     ),
+    # F15 (the fuzzer, a larger run of the fixed seed): `internal error: OverflowError: gid is
+    # less than minimum` from setgroups; the schema said so, create did not check.
+    "negative-additional-gid": (
+        _set("process.user.additionalGids", [10, -7383]),
+        ["process.user.additionalGids[1]", "out of range"],
+    ),
+    "additional-gid-over-gid_t": (
+        _set("process.user.additionalGids", [2**32]),
+        ["process.user.additionalGids[0]", "out of range"],
+    ),
+    # Where `pyoci validate` said the config was wrong and create went on (found by comparing
+    # the two on fuzzed configs): a null entry of a resources array was an internal error, a
+    # hugepage limit without `limit` was written as 0 (no hugepages at all), and an empty
+    # mount destination mounted over the whole rootfs (`exec: "true": ... not found`).
+    "null-hugepage-limit": (
+        _set("linux.resources", {"hugepageLimits": [None]}),
+        ["linux.resources.hugepageLimits[0]: must be an object, not null"],
+    ),
+    "null-throttle-entry": (
+        _set("linux.resources", {"blockIO": {"throttleReadBpsDevice": [None]}}),
+        ["linux.resources.blockIO.throttleReadBpsDevice[0]: must be an object, not null"],
+    ),
+    "null-weight-device": (
+        _set("linux.resources", {"blockIO": {"weightDevice": [None]}}),
+        ["linux.resources.blockIO.weightDevice[0]: must be an object, not null"],
+    ),
+    "null-net-priority": (
+        _set("linux.resources", {"network": {"priorities": [None]}}),
+        ["linux.resources.network.priorities[0]: must be an object, not null"],
+    ),
+    "hugepage-limit-without-limit": (
+        _set("linux.resources", {"hugepageLimits": [{"pageSize": "2MB"}]}),
+        ["linux.resources.hugepageLimits[0].limit: is required"],
+    ),
+    "hugepage-limit-without-page-size": (
+        _set("linux.resources", {"hugepageLimits": [{"limit": 4096}]}),
+        ["linux.resources.hugepageLimits[0].pageSize: is required"],
+    ),
+    "empty-mount-destination": (
+        _set("mounts.1.destination", ""),
+        ["mounts[1].destination: must not be empty"],
+    ),
     # What the config quotes back stays on the one line, escaped: a newline would split the
     # error podman reads, an escape sequence would drive the user's terminal.
     "newline-in-an-enum": (
