@@ -305,9 +305,9 @@ def update(g: dict, o: dict, args: list[str], log) -> int:
             raise PyociError(f"--resources: invalid JSON: {err}") from None
         if not isinstance(resources, dict):
             raise PyociError("--resources: must be a JSON object (linux.resources)")
-        from pyoci import resourceshape
+        from pyoci import shapes
 
-        resourceshape.check(resources, "resources")
+        shapes.check_resources(resources, "resources")
     else:
         resources = _resources_from_flags(o, log)
     memory = resources.get("memory")

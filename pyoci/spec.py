@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci import rules
+from pyoci import rules, shapes
 from pyoci.errors import PyociError
 
 # The spec's namespace types → the name of each one's file in /proc/PID/ns: the one table of
@@ -116,10 +116,7 @@ HOOK_NAMES = (
 
 
 # --- typed accessors ---------------------------------------------------------------------------
-def _type_name(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number" if isinstance(value, int | float) else "null"
-    )
+_type_name = shapes.kind_of  # one vocabulary with validate's: `an integer`, `a number`
 
 
 def _expect(value: object, kind: type | tuple[type, ...], path: str, what: str) -> object:
@@ -264,6 +261,7 @@ class Process:
 
     def __init__(self, raw: dict, path: str = "process") -> None:
         _expect(raw, dict, path, "an object")
+        shapes.check_process(raw, path)  # the parts applied from the raw object
         self.raw = raw
         self.terminal = _bool(raw, "terminal", f"{path}.terminal")
         size = _obj(raw, "consoleSize", f"{path}.consoleSize")
@@ -446,10 +444,7 @@ class Spec:
                 self.hooks[name] = entries
         linux = _obj(raw, "linux", "linux")
         self.linux = linux
-        if linux.get("resources") is not None:
-            from pyoci import resourceshape
-
-            resourceshape.check(linux["resources"])
+        shapes.check_linux(linux)  # the parts applied from the raw document
         self.namespaces = [
             Namespace(n, f"linux.namespaces[{i}]")
             for i, n in enumerate(_list(linux, "namespaces", "linux.namespaces"))

@@ -163,6 +163,20 @@ CASES = {
         _set("mounts.1.destination", ""),
         ["mounts[1].destination: must not be empty"],
     ),
+    "seccomp-syscall-name-a-number": (
+        _set(
+            "linux.seccomp",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": [5], "action": "SCMP_ACT_ERRNO"}],
+            },
+        ),
+        ["linux.seccomp.syscalls[0].names[0]: must be a string, not an integer"],
+    ),  # fmt: skip
+    "scheduler-policy-an-object": (
+        _set("process.scheduler", {"policy": {}}),
+        ["process.scheduler.policy: must be a string, not an object"],
+    ),
     # What the config quotes back stays on the one line, escaped: a newline would split the
     # error podman reads, an escape sequence would drive the user's terminal.
     "newline-in-an-enum": (

@@ -245,13 +245,13 @@ def test_memory_policy_create_and_validate_agree(policy, problem, tmp_path: Path
     "policy, problem",
     [
         ("bind", "linux.memoryPolicy: must be an object, not a string"),
-        ({"mode": 2}, "linux.memoryPolicy.mode: must be a string, not a number"),
+        ({"mode": 2}, "linux.memoryPolicy.mode: must be a string, not an integer"),
         ({"mode": "MPOL_BIND", "nodes": 0},
-         "linux.memoryPolicy.nodes: must be a string, not a number"),
+         "linux.memoryPolicy.nodes: must be a string, not an integer"),
         ({"mode": "MPOL_BIND", "nodes": "0", "flags": "MPOL_F_STATIC_NODES"},
          "linux.memoryPolicy.flags: must be an array, not a string"),
         ({"mode": "MPOL_BIND", "nodes": "0", "flags": [1]},
-         "linux.memoryPolicy.flags[0]: must be a string, not a number"),
+         "linux.memoryPolicy.flags[0]: must be a string, not an integer"),
     ],
 )  # fmt: skip
 def test_memory_policy_types_at_create(policy, problem, tmp_path: Path) -> None:
@@ -366,7 +366,7 @@ def test_exec_cpu_affinity_lists_are_checked_at_create_and_by_validate(tmp_path:
     assert _rules_of_validate(config, tmp_path) == [problem]
     config["process"]["execCPUAffinity"] = {"initial": 7}
     assert _create_error(config, tmp_path) == (
-        "process.execCPUAffinity.initial: must be a string, not a number"
+        "process.execCPUAffinity.initial: must be a string, not an integer"
     )
 
 

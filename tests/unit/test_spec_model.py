@@ -171,7 +171,7 @@ def test_mounts_and_hooks() -> None:
 # --- what it refuses, naming the field ---------------------------------------------------------
 CASES = [
     (config(ociVersion=DELETE), "ociVersion: is required"),
-    (config(ociVersion=1), "ociVersion: must be a string, not a number"),
+    (config(ociVersion=1), "ociVersion: must be a string, not an integer"),
     (config(root="rootfs"), "root: must be an object, not a string"),
     (config(root__path=DELETE), "root.path: is required"),
     (config(root__path=""), "root.path: is required"),
@@ -179,7 +179,7 @@ CASES = [
     (config(process=[]), "process: must be an object, not an array"),
     (config(process__args=[]), "process.args: must not be empty"),
     (config(process__args=DELETE), "process.args: must not be empty"),
-    (config(process__args=["sh", 1]), "process.args[1]: must be a string, not a number"),
+    (config(process__args=["sh", 1]), "process.args[1]: must be a string, not an integer"),
     (config(process__env="A=1"), "process.env: must be an array, not a string"),
     (config(process__cwd=DELETE), "process.cwd: is required"),
     (config(process__cwd="tmp"), "process.cwd: 'tmp' must be an absolute path"),
@@ -195,7 +195,7 @@ CASES = [
     (config(process__user__umask=0o10000), "process.user.umask: 4096 is out of range [0, 4095]"),
     (config(process__user__additionalGids=[1, "2"]),
      "process.user.additionalGids[1]: must be an integer, not a string"),
-    (config(process__user__username=7), "process.user.username: must be a string, not a number"),
+    (config(process__user__username=7), "process.user.username: must be a string, not an integer"),
     (config(process__capabilities={"bounding": ["CAP_KILL", "CAP_NOPE"]}),
      "process.capabilities.bounding[1]: unknown capability 'CAP_NOPE'"),
     (config(process__capabilities={"all": []}),
@@ -221,11 +221,11 @@ CASES = [
      "process.rlimits[0].hard: is required"),
     # F10: keys that would not read back are quoted, as validate does (rules.dotted)
     (config(annotations={"": None}), 'annotations[""]: must be a string, not null'),
-    (config(annotations={"a: b": 1}), 'annotations["a: b"]: must be a string, not a number'),
+    (config(annotations={"a: b": 1}), 'annotations["a: b"]: must be a string, not an integer'),
     (config(process__capabilities={"": []}),
      'process.capabilities[""]: unknown capability set (expected one of bounding, effective, '
      "inheritable, permitted, ambient)"),
-    # F12: linux.resources is type-checked before anything is applied (resourceshape.py)
+    # F12: linux.resources is type-checked before anything is applied (shapes.py)
     (config(linux={"resources": {"pids": {"limit": "12"}}}),
      "linux.resources.pids.limit: must be an integer, not a string"),
     (config(linux={"resources": {"pids": {"limit": []}}}),
@@ -245,9 +245,41 @@ CASES = [
     (config(linux={"resources": {"hugepageLimits": {}}}),
      "linux.resources.hugepageLimits: must be an array, not an object"),
     (config(linux={"resources": []}), "linux.resources: must be an object, not an array"),
+    # F15: the other parts applied from the raw document are typed first too (shapes.py); a
+    # null entry of an array or a map says nothing and is refused, as validate refuses it
+    (config(linux={"resources": {"hugepageLimits": [None]}}),
+     "linux.resources.hugepageLimits[0]: must be an object, not null"),
+    (config(linux={"resources": {"unified": {"memory.max": None}}}),
+     "linux.resources.unified.memory.max: must be a string, not null"),
+    (config(linux={"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": [5], "action": "SCMP_ACT_ERRNO"}]}}),
+     "linux.seccomp.syscalls[0].names[0]: must be a string, not an integer"),
+    (config(linux={"seccomp": {"syscalls": [{"names": ["getpid"], "args": [{"index": "0"}]}]}}),
+     "linux.seccomp.syscalls[0].args[0].index: must be an integer, not a string"),
+    (config(linux={"seccomp": {"defaultAction": ["SCMP_ACT_ALLOW"]}}),
+     "linux.seccomp.defaultAction: must be a string, not an array"),
+    (config(linux={"timeOffsets": {"monotonic": {"secs": {}}}}),
+     "linux.timeOffsets.monotonic.secs: must be an integer, not an object"),
+    (config(linux={"timeOffsets": {"boottime": None}}),
+     "linux.timeOffsets.boottime: must be an object, not null"),
+    (config(linux={"intelRdt": {"closID": [1]}}),
+     "linux.intelRdt.closID: must be a string, not an array"),
+    (config(linux={"personality": {"domain": "LINUX", "flags": "x"}}),
+     "linux.personality.flags: must be an array, not a string"),
+    (config(linux={"netDevices": {"eth1": {"name": 3}}}),
+     "linux.netDevices.eth1.name: must be a string, not an integer"),
+    (config(process__scheduler={"policy": {}}),
+     "process.scheduler.policy: must be a string, not an object"),
+    (config(process__ioPriority={"class": "IOPRIO_CLASS_BE", "priority": [1]}),
+     "process.ioPriority.priority: must be an integer, not an array"),
+    (config(process__execCPUAffinity={"initial": 7}),
+     "process.execCPUAffinity.initial: must be a string, not an integer"),
+    (config(process__user__additionalGids=[1, -2]),
+     "process.user.additionalGids[1]: -2 is out of range [0, 4294967295]"),
+    (config(mounts=[{"destination": ""}]), "mounts[0].destination: must not be empty"),
     (config(process__oomScoreAdj=1001), "process.oomScoreAdj: 1001 is out of range [-1000, 1000]"),
     (config(process__noNewPrivileges=1),
-     "process.noNewPrivileges: must be a boolean, not a number"),
+     "process.noNewPrivileges: must be a boolean, not an integer"),
     (config(hostname=["h"]), "hostname: must be a string, not an array"),
     (config(mounts={}), "mounts: must be an array, not an object"),
     (config(mounts=[{"destination": "/a"}, "x"]), "mounts[1]: must be an object, not a string"),
@@ -260,14 +292,14 @@ CASES = [
      "mounts[0].uidMappings[0].size: must be a positive integer"),
     (config(mounts=[{"destination": "/a", "gidMappings": [{"size": 0}]}]),
      "mounts[0].gidMappings[0].size: must be a positive integer"),
-    (config(annotations={"a": "1", "b": 2}), "annotations.b: must be a string, not a number"),
+    (config(annotations={"a": "1", "b": 2}), "annotations.b: must be a string, not an integer"),
     (config(hooks={"prestart": [{"path": "bin/x"}]}),
      "hooks.prestart[0].path: 'bin/x' must be an absolute path"),
     (config(hooks={"poststop": [{}]}), "hooks.poststop[0].path: '' must be an absolute path"),
     (config(hooks={"createRuntime": [{"path": "/x", "timeout": 0}]}),
      "hooks.createRuntime[0].timeout: 0 is out of range [1, 2147483647]"),
     (config(hooks={"poststart": [{"path": "/x", "env": [1]}]}),
-     "hooks.poststart[0].env[0]: must be a string, not a number"),
+     "hooks.poststart[0].env[0]: must be a string, not an integer"),
     (config(linux={"namespaces": [{"type": "pid"}, {"type": "mnt"}]}),
      "linux.namespaces[1].type: unknown namespace type 'mnt'"),
     (config(linux={"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "pid"}]}),
@@ -293,12 +325,12 @@ CASES = [
     (config(linux={"maskedPaths": ["/proc/kcore", "proc/keys"]}),
      "linux.maskedPaths[1]: 'proc/keys' must be an absolute path"),
     (config(linux={"readonlyPaths": [3]}),
-     "linux.readonlyPaths[0]: must be a string, not a number"),
+     "linux.readonlyPaths[0]: must be a string, not an integer"),
     (config(linux={"rootfsPropagation": "recursive"}),
      "linux.rootfsPropagation: unknown propagation 'recursive'"),
     (config(linux={"sysctl": {"net.core.somaxconn": 256}}),
-     "linux.sysctl.net.core.somaxconn: must be a string, not a number"),
-    (config(linux={"cgroupsPath": 5}), "linux.cgroupsPath: must be a string, not a number"),
+     "linux.sysctl.net.core.somaxconn: must be a string, not an integer"),
+    (config(linux={"cgroupsPath": 5}), "linux.cgroupsPath: must be a string, not an integer"),
     (config(linux={"memoryPolicy": {"mode": "MPOL_BIND", "flags": "x"}}),
      "linux.memoryPolicy.flags: must be an array, not a string"),
     (config(linux=[]), "linux: must be an object, not an array"),
@@ -340,7 +372,7 @@ def _json_kind(value: object) -> str:
         return "an array"
     if isinstance(value, str):
         return "a string"
-    return "a number"
+    return "an integer" if isinstance(value, int) else "a number"  # validate's words too
 
 
 FIELDS = {  # dotted path in config() spelling → the JSON kind it must be
@@ -384,6 +416,13 @@ def test_a_value_of_the_wrong_kind_is_named_by_path_and_kind(field: str, value) 
         return  # the right kind: other checks (range, content) may still apply
     path = field.replace("__", ".")
     assert refusal(config(**{field: value})) == f"{path}: must be {kind}, not {_json_kind(value)}"
+
+
+def test_exec_process_file_parts_are_typed_as_configs_are() -> None:
+    """`exec --process FILE` builds a Process alone: its raw-applied parts are typed there."""
+    with pytest.raises(PyociError) as caught:
+        Process({"args": ["true"], "cwd": "/", "scheduler": {"policy": {}}})
+    assert caught.value.msg == "process.scheduler.policy: must be a string, not an object"
 
 
 # --- load --------------------------------------------------------------------------------------
