@@ -284,12 +284,11 @@ class Process:
         self.cwd = _absolute(cwd, f"{path}.cwd")
         caps = _obj(raw, "capabilities", f"{path}.capabilities")
         self.capabilities: dict[str, list[int]] | None = {} if caps else None
-        for set_name in caps:
-            p = rules.dotted((*path.split("."), "capabilities", set_name))
-            if set_name not in CAP_SETS:
-                raise PyociError(
-                    f"{p}: unknown capability set (expected one of {', '.join(CAP_SETS)})"
-                )
+        # config.md, Extensibility: an unknown property MUST be ignored, not an error (runc
+        # ignores it too). A set the config does not name is empty, so a misspelt one grants
+        # nothing.
+        for set_name in (name for name in CAP_SETS if name in caps):
+            p = f"{path}.capabilities.{set_name}"
             numbers = []
             for i, name in enumerate(_strings(caps, set_name, p)):
                 if name not in CAP_NUMBER:

@@ -764,14 +764,25 @@ def test_unknown_properties_no_error(lab):
     """config.md § Extensibility (MUST NOT): "Runtimes that are reading or processing this
     configuration file MUST NOT generate an error if they encounter an unknown property."
 
-    Unknown properties at the top level, in process, root, a mount, linux and linux.resources."""
+    Unknown properties at the top level, in process, root, a mount, linux and linux.resources,
+    and in the nested objects: process.capabilities (beside the five sets), process.user, an
+    rlimit, a namespace, a resources device rule, and an unknown kind of hook."""
     cfg = lab.config()
     cfg["org.ocitest.unknown"] = {"a": 1}
     cfg["process"]["ocitestUnknown"] = True
     cfg["root"]["ocitestUnknown"] = "x"
     cfg["mounts"][0]["ocitestUnknown"] = [1]
     cfg["linux"]["ocitestUnknown"] = {}
-    cfg["linux"]["resources"] = {"ocitestUnknown": 1}
+    cfg["linux"]["resources"] = {
+        "ocitestUnknown": 1,
+        "devices": [{"allow": False, "access": "rwm", "ocitestUnknown": 1}],
+    }
+    process = cfg["process"]
+    process.setdefault("capabilities", {})["ocitestUnknown"] = ["CAP_KILL"]
+    process.setdefault("user", {"uid": 0, "gid": 0})["ocitestUnknown"] = 1
+    process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024, "ocitestX": 1}]
+    cfg["linux"]["namespaces"][0]["ocitestUnknown"] = 1
+    cfg.setdefault("hooks", {})["ocitestUnknownKind"] = [{"path": "/ocitest/no/such/hook"}]
     lab.run_ok(cfg)
 
 
