@@ -99,7 +99,7 @@ def _load_config(bundle: Path) -> tuple[Any, str | None]:
     except PyociError as err:
         return None, err.msg
     try:
-        return json.loads(data), None
+        return jsonfast.loads(data), None  # create's parser: a BOM or UTF-16 is refused alike
     except RecursionError:
         return None, "config.json: nested too deeply"
     except json.JSONDecodeError as err:
@@ -126,7 +126,11 @@ def _format_path(parts: Iterable[str | int]) -> str:
 def _schema_problems(config: Any, jsonschema: Any) -> Iterator[Problem]:
     """Run the schema and turn each jsonschema error into path-precise problems."""
     schema = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    base = jsonschema.validators.validator_for(schema)
+    # JSON Schema counts 1.0 as an integer; runtimes do not (Go's decoder refuses it for an
+    # int field, and so does create): validate says what create would.
+    strict = base.TYPE_CHECKER.redefine("integer", lambda _checker, value: _is_int(value))
+    validator = jsonschema.validators.extend(base, type_checker=strict)(schema)
     errors = sorted(validator.iter_errors(config), key=_error_order)
     for error in errors:
         yield from _describe(error)

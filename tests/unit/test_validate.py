@@ -153,6 +153,23 @@ def test_malformed_json_reports_line_and_column(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "encoded, reason",
+    [
+        (b"\xef\xbb\xbf{}", "invalid JSON at line 1 column 1: Unexpected UTF-8 BOM"),
+        ("{}".encode("utf-16"), "invalid JSON: not UTF-8 text"),
+    ],
+    ids=["bom", "utf-16"],
+)
+def test_what_create_cannot_read_is_an_error(tmp_path: Path, encoded: bytes, reason: str) -> None:
+    """create reads UTF-8 JSON without a BOM, as runc's Go decoder does (RFC 8259 allows a
+    parser to refuse a BOM); validate reads it with the same parser, not json.loads, which
+    would guess the encoding and accept both."""
+    (tmp_path / "config.json").write_bytes(encoded)
+    (problem,) = validate_bundle(tmp_path)
+    assert problem.startswith(f"config.json: {reason}"), problem
+
+
 def test_an_integer_too_long_for_python_is_an_error_at_its_position(tmp_path: Path) -> None:
     """F9: it used to be `internal error: ValueError: Exceeds the limit (4300 digits)...`."""
     (tmp_path / "config.json").write_text('{\n  "ociVersion": ' + "9" * 5000 + "\n}\n")
@@ -219,6 +236,17 @@ def test_wrong_type(check: Bundle, config: dict) -> None:
 def test_boolean_is_not_an_integer(check: Bundle, config: dict) -> None:
     config["process"]["user"]["uid"] = True
     assert check(config) == ["process.user.uid: must be an integer, not a boolean"]
+
+
+def test_a_float_is_not_an_integer_even_when_whole(check: Bundle, config: dict) -> None:
+    """JSON Schema takes 1.0 for an integer; create (and runc's Go decoder) refuse it, so
+    validate does too."""
+    config["process"]["user"]["uid"] = 0.0
+    config["linux"]["resources"] = {"pids": {"limit": 64.0}}
+    assert check(config) == [
+        "linux.resources.pids.limit: must be an integer, not a number",
+        "process.user.uid: must be an integer, not a number",
+    ]
 
 
 def test_uint32_range(check: Bundle, config: dict) -> None:
