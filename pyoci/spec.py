@@ -267,8 +267,8 @@ class Process:
         size = _obj(raw, "consoleSize", f"{path}.consoleSize")
         self.console_size = (
             (
-                _int(size, "height", f"{path}.consoleSize.height", 0),
-                _int(size, "width", f"{path}.consoleSize.width", 0),
+                _int(size, "height", f"{path}.consoleSize.height", 0, 0, 0xFFFF),  # winsize
+                _int(size, "width", f"{path}.consoleSize.width", 0, 0, 0xFFFF),
             )
             if size
             else None

@@ -378,10 +378,15 @@ def _namespace_type(ns_path: str) -> str | None:
 
 
 def _check_id_mappings(config: dict, ctx: _Context) -> Iterator[Problem]:
-    """Mappings are written for a user namespace pyoci creates: none without one, and none when
-    joining an existing one (its mappings are fixed already)."""
+    """Mappings are written for a user namespace pyoci creates: none without one, none when
+    joining an existing one (its mappings are fixed already), and both for a new one (runc
+    refuses it without them too: `crun spec --rootless` leaves them to crun)."""
+    new_user_ns = "user" in ctx.namespaces and ctx.joined("user") is None
     for key in ("uidMappings", "gidMappings"):
         if not _arr(ctx.linux.get(key)):
+            if new_user_ns:
+                where = f"linux.namespaces[{ctx.namespaces['user'][0]}]"
+                yield ("linux", key), f"is required for a new user namespace ({where})"
             continue
         joined = ctx.joined("user")
         if "user" not in ctx.namespaces:

@@ -286,3 +286,23 @@ def test_config_is_the_clients(lab: Lab, case: Case) -> None:
         assert run.token not in str(captured.config)
         if run.completed:
             assert run.stdout.count(run.token) == 2, run.stdout[:500]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.clients] if c.client in SLOW_CLIENTS else [], id=c.id)
+     for c in CASES],
+)  # fmt: skip
+def test_validate_agrees_with_runc_on_the_clients_config(lab: Lab, case: Case) -> None:
+    """`pyoci validate` on the config a tool wrote (as run here, the bundle pyoci ran): it
+    finds nothing wrong with what runc runs, and something wrong with what runc refuses. A
+    validator that flags the configs podman, docker, containerd or `runc spec` write is one
+    nobody can use; one that passes what runc refuses misses a real error."""
+    from pyoci.validate import validate_bundle
+
+    runs = lab.pair(case)
+    problems = validate_bundle(runs["pyoci"].workdir / "bundle")
+    if runs["runc"].completed:
+        assert problems == [], f"{case.id}: runc runs it, validate says {problems}"
+    else:
+        assert problems, f"{case.id}: runc refuses it ({runs['runc'].stderr.strip()[-200:]})"

@@ -192,7 +192,7 @@ CASES = [
     (config(process__cwd="tmp"), "process.cwd: 'tmp' must be an absolute path"),
     (config(process__terminal="true"), "process.terminal: must be a boolean, not a string"),
     (config(process__consoleSize={"height": -1}),
-     "process.consoleSize.height: -1 is out of range [0, 4294967295]"),
+     "process.consoleSize.height: -1 is out of range [0, 65535]"),
     (config(process__user__uid=-1), "process.user.uid: -1 is out of range [0, 4294967295]"),
     (config(process__user__uid=2**32),
      "process.user.uid: 4294967296 is out of range [0, 4294967295]"),

@@ -249,6 +249,51 @@ def test_a_float_is_not_an_integer_even_when_whole(check: Bundle, config: dict) 
     ]
 
 
+@pytest.mark.parametrize(
+    "path, value, problem",
+    [
+        ("process.user.umask", 4096, "must be <= 4095, not 4096"),
+        ("process.consoleSize", {"height": 65536, "width": 1}, None),
+        ("linux.devices", [{"path": "/dev/x", "type": "c", "major": -1, "minor": 1}], None),
+        ("hooks", {"prestart": [{"path": "/bin/true", "timeout": 2**31}]}, None),
+    ],
+    ids=["umask", "console-size", "device-major", "hook-timeout"],
+)
+def test_ranges_are_create_s(
+    check: Bundle, config: dict, tmp_path: Path, path: str, value: object, problem: str | None
+) -> None:
+    """Where the kernel's range is narrower than the spec's type (umask(2) has 12 bits, struct
+    winsize 16, mknod's major 32, MAX_ERRNO is 4095), create refuses the rest, and validate
+    says so too: each of these is one problem for validate and an error for create."""
+    from pyoci import spec as speclib
+    from pyoci.errors import PyociError
+
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    problems = check(config)
+    assert len(problems) == 1, problems
+    if problem:
+        assert problems[0] == f"{path}: {problem}"
+    config["root"]["path"] = str(tmp_path / "rootfs")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PyociError):
+        speclib.load(str(tmp_path))
+
+
+def test_an_errno_over_max_errno_is_refused_by_both(check: Bundle, config: dict) -> None:
+    from pyoci.errors import PyociError
+    from pyoci.linux.seccomp import SeccompPlan
+
+    seccomp = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4096}
+    config["linux"]["seccomp"] = seccomp
+    assert check(config) == ["linux.seccomp.defaultErrnoRet: must be <= 4095, not 4096"]
+    with pytest.raises(PyociError, match="errnoRet must be an integer in"):
+        SeccompPlan(seccomp)
+
+
 def test_uint32_range(check: Bundle, config: dict) -> None:
     config["process"]["user"]["uid"] = 2**32
     assert check(config) == ["process.user.uid: must be <= 4294967295, not 4294967296"]
@@ -429,6 +474,20 @@ def test_idmap_mount_needs_mappings_or_user_namespace(
         f"mounts[7].options: `{option}` needs uidMappings and gidMappings or a user namespace"
     ]
     namespaces(config).append({"type": "user"})
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["uidMappings"] = config["linux"]["gidMappings"] = mapping
+    assert check(config) == []
+
+
+def test_a_new_user_namespace_needs_both_mappings(check: Bundle, config: dict) -> None:
+    """As create (and runc: "User namespaces enabled, but no uid mappings found")."""
+    namespaces(config).append({"type": "user"})
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 1}]
+    assert check(config) == [
+        "linux.uidMappings: is required for a new user namespace (linux.namespaces[5])"
+    ]
+    namespaces(config)[5]["path"] = "/proc/self/ns/user"  # joined: its mappings are set already
+    del config["linux"]["gidMappings"]
     assert check(config) == []
 
 
