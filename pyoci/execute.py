@@ -133,6 +133,14 @@ class ExecPlan:
         # and the process's execCPUAffinity (config.md: for exec'd processes, not the init).
         self.memory_policy = mempolicy.plan_memory_policy(memory_policy)
         self.cpu_affinity = affinity.plan_exec_cpu_affinity(proc.raw.get("execCPUAffinity"))
+        # process.ioPriority and process.scheduler are the exec'd process's too (they were
+        # ignored: `exec --process` with a priority ran without it).
+        self.io_priority: int | None = None
+        self.scheduler: bytes | None = None
+        if proc.raw.get("ioPriority") or proc.raw.get("scheduler"):
+            from pyoci.linux import sched  # only then: its ctypes struct costs ~0.6 ms
+
+            self.io_priority, self.scheduler = sched.plan_process(proc.raw)
 
         self.console_fd = console_fd
         self.seccomp_program: tuple[int, int] | None = None
@@ -276,6 +284,10 @@ def _stage2(plan: ExecPlan, sock) -> None:
 
             console.setup_terminal(plan.console_fd, proc.console_size)  # and closes it
         procattrs.set_rlimits(proc)
+        if plan.io_priority is not None or plan.scheduler is not None:
+            from pyoci.linux import sched  # loaded by ExecPlan
+
+            sched.apply_process(plan.io_priority, plan.scheduler)
         exec_path = procattrs.enter_cwd_and_find(proc, plan.env)  # as root: cwd created
         procattrs.load_seccomp_and_drop_privileges(
             plan.seccomp,

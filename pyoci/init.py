@@ -241,10 +241,7 @@ def _settle_process(plan: InitPlan) -> str | None:
     if plan.io_priority is not None or plan.scheduler is not None:
         from pyoci.linux import sched  # loaded by InitPlan
 
-        if plan.io_priority is not None:
-            sched.set_io_priority(plan.io_priority)
-        if plan.scheduler is not None:
-            sched.set_scheduler(plan.scheduler)
+        sched.apply_process(plan.io_priority, plan.scheduler)
     return procattrs.enter_cwd_and_find(process, plan.env)
 
 

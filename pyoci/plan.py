@@ -174,8 +174,7 @@ class InitPlan:
             from pyoci.linux import sched  # only then: its ctypes struct costs ~0.6 ms
 
             self.personality = sched.plan_personality(personality)
-            self.io_priority = sched.plan_io_priority(raw_process.get("ioPriority"))
-            self.scheduler = sched.plan_scheduler(raw_process.get("scheduler"))
+            self.io_priority, self.scheduler = sched.plan_process(raw_process)
         # linux.memoryPolicy: checked and packed now (pure Python), set by the init with one
         # syscall (pyoci.linux.mempolicy).
         self.memory_policy = None

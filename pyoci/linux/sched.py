@@ -105,6 +105,23 @@ def set_personality(value: int) -> None:
         raise PyociError("linux.personality: personality(2) failed", err.errno) from None
 
 
+def plan_process(raw_process: dict) -> tuple[int | None, bytes | None]:
+    """process.ioPriority and process.scheduler, checked and packed in the parent: the init's
+    and an exec'd process's alike."""
+    return plan_io_priority(raw_process.get("ioPriority")), plan_scheduler(
+        raw_process.get("scheduler")
+    )
+
+
+def apply_process(io_priority: int | None, scheduler: bytes | None) -> None:
+    """Set them on this process, as root before the user switch (raising the scheduler's
+    priority needs CAP_SYS_NICE, which the process may not keep)."""
+    if io_priority is not None:
+        set_io_priority(io_priority)
+    if scheduler is not None:
+        set_scheduler(scheduler)
+
+
 def set_io_priority(value: int) -> None:
     from pyoci.linux import sysbind
 

@@ -205,3 +205,29 @@ def test_exec_bad_process_json(pyoci, bundle, new_id, tmp_path):
     assert "no such file or directory" in missing.stderr
     pyoci("delete", "--force", cid)
     pyoci.assert_nothing_left()
+
+
+def test_exec_process_file_io_priority_and_scheduler(pyoci, bundle, new_id, tmp_path):
+    """process.ioPriority and process.scheduler apply to an exec'd process as to the init
+    (they were ignored by exec: the process ran with the container's defaults)."""
+    cid = _running(pyoci, bundle, new_id)
+    process = {
+        "args": ["sh", "-c", "ionice -p $$; cut -d' ' -f19 /proc/self/stat"],
+        "env": ["PATH=/bin"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 5},
+        "scheduler": {"policy": "SCHED_BATCH", "nice": 7},
+    }
+    pfile = tmp_path / "process.json"
+    pfile.write_text(json.dumps(process))
+    result = pyoci("exec", "--process", str(pfile), cid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["best-effort: prio 5", "7"]
+    process["ioPriority"]["priority"] = 99
+    pfile.write_text(json.dumps(process))
+    refused = pyoci("exec", "--process", str(pfile), cid)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("pyoci: process.ioPriority.priority: "), refused.stderr
+    pyoci("delete", "--force", cid)
+    pyoci.assert_nothing_left()
