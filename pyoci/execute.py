@@ -125,6 +125,7 @@ class ExecPlan:
         seccomp: dict | None = None,
         state_root: str | None = None,
         memory_policy: dict | None = None,
+        personality: dict | None = None,
     ) -> None:
         from pyoci.linux import affinity, exechelper, mempolicy
         from pyoci.linux import caps as capslib
@@ -135,12 +136,16 @@ class ExecPlan:
         self.cpu_affinity = affinity.plan_exec_cpu_affinity(proc.raw.get("execCPUAffinity"))
         # process.ioPriority and process.scheduler are the exec'd process's too (they were
         # ignored: `exec --process` with a priority ran without it).
+        # And the container's linux.personality (runc 1.2 sets it for exec too: `uname -m` in
+        # a LINUX32 container says i686 from every process).
         self.io_priority: int | None = None
         self.scheduler: bytes | None = None
-        if proc.raw.get("ioPriority") or proc.raw.get("scheduler"):
+        self.personality: int | None = None
+        if personality or proc.raw.get("ioPriority") or proc.raw.get("scheduler"):
             from pyoci.linux import sched  # only then: its ctypes struct costs ~0.6 ms
 
             self.io_priority, self.scheduler = sched.plan_process(proc.raw)
+            self.personality = sched.plan_personality(personality)
 
         self.console_fd = console_fd
         self.seccomp_program: tuple[int, int] | None = None
@@ -276,6 +281,10 @@ def _stage2(plan: ExecPlan, sock) -> None:
         # In the container's cgroups now, before any seccomp filter (either may be denied).
         from pyoci.linux import affinity, mempolicy  # loaded by ExecPlan
 
+        if plan.personality is not None:  # as the init: before any seccomp filter
+            from pyoci.linux import sched  # loaded by ExecPlan
+
+            sched.set_personality(plan.personality)
         mempolicy.apply_memory_policy(plan.memory_policy)
         affinity.apply_final_affinity(plan.cpu_affinity)
         faults.point("exec:stage2")

@@ -141,6 +141,7 @@ def create(
             "process": spec.process.raw if spec.process else None,
             "seccomp": spec.linux.get("seccomp"),
             "memoryPolicy": spec.linux.get("memoryPolicy"),  # exec sets it again
+            "personality": spec.linux.get("personality"),  # and this one
             "hooks": {k: v for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
             "cgroup": creator.cgroup.to_state() if creator.cgroup else None,
             "pidns": pidns,
@@ -220,6 +221,7 @@ def exec_in(container, args: list[str], options: "ExecOptions") -> int:
             seccomp,
             state_root=container.root,
             memory_policy=container.record.get("memoryPolicy"),
+            personality=container.record.get("personality"),
         )
         if cgroup_dirs is not None:
             plan.cgroup_dirs = cgroup_dirs

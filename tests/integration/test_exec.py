@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+import pytest
+
 
 def _running(pyoci, bundle, new_id, **kwargs) -> str:
     cid = new_id()
@@ -229,5 +231,23 @@ def test_exec_process_file_io_priority_and_scheduler(pyoci, bundle, new_id, tmp_
     refused = pyoci("exec", "--process", str(pfile), cid)
     assert refused.returncode == 1
     assert refused.stderr.startswith("pyoci: process.ioPriority.priority: "), refused.stderr
+    pyoci("delete", "--force", cid)
+    pyoci.assert_nothing_left()
+
+
+def test_exec_runs_with_the_container_s_personality(pyoci, bundle, new_id):
+    """linux.personality is the container's: an exec'd process runs with it as the init does
+    (runc 1.2's "runc run personality with exec for i686")."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("LINUX32 → i686 is checked on x86_64 only")
+    cid = new_id()
+    b = bundle(
+        ["sleep", "1000"],
+        patch=lambda c: c["linux"].__setitem__("personality", {"domain": "LINUX32"}),
+    )
+    assert pyoci.run(b, cid, "--detach").returncode == 0
+    result = pyoci("exec", cid, "uname", "-m")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "i686\n"
     pyoci("delete", "--force", cid)
     pyoci.assert_nothing_left()
