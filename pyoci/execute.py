@@ -134,10 +134,9 @@ class ExecPlan:
         # and the process's execCPUAffinity (config.md: for exec'd processes, not the init).
         self.memory_policy = mempolicy.plan_memory_policy(memory_policy)
         self.cpu_affinity = affinity.plan_exec_cpu_affinity(proc.raw.get("execCPUAffinity"))
-        # process.ioPriority and process.scheduler are the exec'd process's too (they were
-        # ignored: `exec --process` with a priority ran without it).
-        # And the container's linux.personality (runc 1.2 sets it for exec too: `uname -m` in
-        # a LINUX32 container says i686 from every process).
+        # The process's ioPriority and scheduler, as for the init, and the container's
+        # linux.personality, which runc 1.2 gives exec'd processes too (`uname -m` says i686
+        # from every process of a LINUX32 container).
         self.io_priority: int | None = None
         self.scheduler: bytes | None = None
         self.personality: int | None = None
