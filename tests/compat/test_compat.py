@@ -140,6 +140,13 @@ INTENDED: list[Difference] = [
 UNRESOLVED: list[Difference] = []
 
 
+# Each captured config once (the clients' cases marked slow, as in _params).
+EACH_CASE = [
+    pytest.param(c, marks=[pytest.mark.clients] if c.client in SLOW_CLIENTS else [], id=c.id)
+    for c in CASES
+]
+
+
 def _params() -> Iterator:
     for case in CASES:
         for field in FIELDS:
@@ -269,11 +276,7 @@ def test_same_as_runc(lab: Lab, case: Case, field: str) -> None:
         raise KnownDifference("; ".join(sorted({d.title for d in unresolved})))
 
 
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[pytest.mark.clients] if c.client in SLOW_CLIENTS else [], id=c.id)
-     for c in CASES],
-)  # fmt: skip
+@pytest.mark.parametrize("case", EACH_CASE)
 def test_config_is_the_clients(lab: Lab, case: Case) -> None:
     """The corpus is what the tool wrote: a client's config runs our `true` (so it is the
     config of our command line), a spec tool's runs `sh`; and the probe proves it ran by a
@@ -288,11 +291,7 @@ def test_config_is_the_clients(lab: Lab, case: Case) -> None:
             assert run.stdout.count(run.token) == 2, run.stdout[:500]
 
 
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[pytest.mark.clients] if c.client in SLOW_CLIENTS else [], id=c.id)
-     for c in CASES],
-)  # fmt: skip
+@pytest.mark.parametrize("case", EACH_CASE)
 def test_validate_agrees_with_runc_on_the_clients_config(lab: Lab, case: Case) -> None:
     """`pyoci validate` on the config a tool wrote (as run here, the bundle pyoci ran): it
     finds nothing wrong with what runc runs, and something wrong with what runc refuses. A
