@@ -17,8 +17,6 @@ the same verdicts as config.json's `process`.
 
 from __future__ import annotations
 
-from pyoci.errors import one_line
-
 Problem = tuple[tuple[str | int, ...], str]
 
 # ipc_namespaces(7): without an IPC namespace of the container's own, writing these changes
@@ -118,12 +116,12 @@ def parse_id_list(text: str, what: str, highest: int) -> list[int] | str:
     for item in text.split(","):
         low, dash, high = item.strip().partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
-            return f"{quoted(text)} is not a list of {what}s such as 0-3,7 ({quoted(item.strip())})"
+            return f"`{text}` is not a list of {what}s such as 0-3,7 (`{item.strip()}`)"
         first, last = int(low), int(high) if dash else int(low)
         if first > last:
-            return f"{quoted(text)}: the range {first}-{last} runs backwards"
+            return f"`{text}`: the range {first}-{last} runs backwards"
         if last > highest:
-            return f"{quoted(text)}: {what} {last} is over the highest possible, {highest}"
+            return f"`{text}`: {what} {last} is over the highest possible, {highest}"
         ids.update(range(first, last + 1))
     return sorted(ids)
 
@@ -173,7 +171,7 @@ def memory_policy_problems(config: dict) -> list[Problem]:
     if mode is None:
         found.append((base + ("mode",), "is required"))
     elif isinstance(mode, str) and mode not in MPOL_MODES:
-        found.append((base + ("mode",), f"unknown mode {quoted(mode)} ({', '.join(MPOL_MODES)})"))
+        found.append((base + ("mode",), f"unknown mode `{mode}` ({', '.join(MPOL_MODES)})"))
     nodes_text = policy.get("nodes", "")
     nodes: list[int] | None = None
     if isinstance(nodes_text, str):
@@ -186,7 +184,7 @@ def memory_policy_problems(config: dict) -> list[Problem]:
     names: list[str] = []
     for i, flag in enumerate(flags if isinstance(flags, list) else []):
         if isinstance(flag, str) and flag not in MPOL_FLAGS:
-            reason = f"unknown flag {quoted(flag)} ({', '.join(MPOL_FLAGS)})"
+            reason = f"unknown flag `{flag}` ({', '.join(MPOL_FLAGS)})"
             found.append((base + ("flags", i), reason))
         elif isinstance(flag, str):
             names.append(flag)
@@ -194,7 +192,7 @@ def memory_policy_problems(config: dict) -> list[Problem]:
         return found
     if nodes is not None:
         if nodes and mode in MPOL_NODELESS:
-            found.append((base + ("nodes",), f"{mode} takes no nodes, not {quoted(nodes_text)}"))
+            found.append((base + ("nodes",), f"{mode} takes no nodes, not `{nodes_text}`"))
         elif not nodes and mode in MPOL_NEEDS_NODES:
             found.append((base + ("nodes",), f"{mode} needs at least one node"))
     placement = [f for f in ("MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES") if f in names]
@@ -270,9 +268,9 @@ def _lsm_problem(lsm: str, value: object, lsms: frozenset[str] | None) -> str | 
     if lsm in lsms:
         return (
             f"{name} is enabled on this host, but pyoci does not apply {name} labels "
-            f"({quoted(value)} would be ignored)"
+            f"(`{value}` would be ignored)"
         )
-    return f"{name} is not enabled on this host: {quoted(value)} cannot be applied"
+    return f"{name} is not enabled on this host: `{value}` cannot be applied"
 
 
 def process_problems(
@@ -356,12 +354,6 @@ def _plain(key: str) -> bool:
     """A key that reads back unquoted: dot-separated runs of letters, digits, `_` and `-`
     (field names, sysctl names, annotation keys such as `org.pyoci.net.bridge`)."""
     return all(run and _NAME_CHARS.issuperset(run) for run in key.split("."))
-
-
-def quoted(value: object) -> str:
-    """A config value as a problem shows it: `value` in backticks, its control characters
-    escaped (`\\n`), so that a problem stays one line whatever the config holds."""
-    return f"`{one_line(str(value))}`"
 
 
 def dotted(path: tuple[str | int, ...]) -> str:

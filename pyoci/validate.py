@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pyoci import jsonfast, rules
+from pyoci import jsonfast, rules, shapes
 from pyoci import spec as _spec
 from pyoci.errors import PyociError, one_line
 
@@ -173,7 +173,7 @@ def _reason(error: Any) -> str:
     kind, expected, value = error.validator, error.validator_value, error.instance
     if kind == "type":
         wanted = [expected] if isinstance(expected, str) else list(expected)
-        return f"must be {' or '.join(_ARTICLES[t] for t in wanted)}, not {_json_type(value)}"
+        return f"must be {' or '.join(_ARTICLES[t] for t in wanted)}, not {shapes.kind_of(value)}"
     if kind == "enum":
         return f"must be one of {', '.join(map(str, expected))}, not {_quote(value)}"
     if kind == "pattern":
@@ -189,20 +189,8 @@ def _reason(error: Any) -> str:
     return error.message
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a Python value, with its article (bool is not an integer here)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    types = {dict: "object", list: "array", str: "string", type(None): "null"}
-    return _ARTICLES[types[type(value)]]
-
-
 def _quote(value: Any) -> str:
-    return rules.quoted(value) if isinstance(value, str) else _json_type(value)
+    return f"`{value}`" if isinstance(value, str) else shapes.kind_of(value)
 
 
 # --- rule layer --------------------------------------------------------------------------------
@@ -257,9 +245,9 @@ def _check_root(config: dict, ctx: _Context) -> Iterator[Problem]:
         return
     full = ctx.bundle / path
     if not full.exists():
-        yield ("root", "path"), f"directory {rules.quoted(full)} does not exist"
+        yield ("root", "path"), f"directory `{full}` does not exist"
     elif not full.is_dir():
-        yield ("root", "path"), f"{rules.quoted(full)} is not a directory"
+        yield ("root", "path"), f"`{full}` is not a directory"
 
 
 def _check_process(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -284,7 +272,7 @@ def _check_rlimits(config: dict, ctx: _Context) -> Iterator[Problem]:
         rtype, soft, hard = entry.get("type"), entry.get("soft"), entry.get("hard")
         if isinstance(rtype, str):
             if rtype not in RLIMITS:
-                yield path + ("type",), f"unknown rlimit {rules.quoted(rtype)}"
+                yield path + ("type",), f"unknown rlimit `{rtype}`"
             if rtype in seen:
                 yield path + ("type",), f"duplicated (also at process.rlimits[{seen[rtype]}])"
             seen.setdefault(rtype, index)
@@ -302,8 +290,7 @@ def _check_capabilities(config: dict, ctx: _Context) -> Iterator[Problem]:
     for cap_set in CAP_SETS:
         for index, name in enumerate(_arr(capabilities.get(cap_set))):
             if isinstance(name, str) and name not in CAPABILITIES:
-                reason = f"unknown capability {rules.quoted(name)}"
-                yield ("process", "capabilities", cap_set, index), reason
+                yield ("process", "capabilities", cap_set, index), f"unknown capability `{name}`"
 
 
 def _check_mounts(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -321,7 +308,7 @@ def _check_mounts(config: dict, ctx: _Context) -> Iterator[Problem]:
         if options and not mapped and "user" not in ctx.namespaces:
             yield (
                 path + ("options",),
-                f"{rules.quoted(options[0])} needs uidMappings and gidMappings or a user namespace",
+                f"`{options[0]}` needs uidMappings and gidMappings or a user namespace",
             )
 
 
@@ -346,12 +333,12 @@ def _namespace_path_problem(ns_path: str, ns_type: Any) -> str | None:
     if not ns_path.startswith("/"):
         return "must be an absolute path"
     if not os.path.exists(ns_path):
-        return f"{rules.quoted(ns_path)} does not exist"
+        return f"`{ns_path}` does not exist"
     actual = _namespace_type(ns_path)
     if actual == "":
-        return f"{rules.quoted(ns_path)} is not a namespace file"
+        return f"`{ns_path}` is not a namespace file"
     if actual is not None and isinstance(ns_type, str) and actual != ns_type:
-        return f"{rules.quoted(ns_path)} is a {actual} namespace, not {ns_type}"
+        return f"`{ns_path}` is a {actual} namespace, not {ns_type}"
     return None
 
 
@@ -427,7 +414,7 @@ def _check_devices(config: dict, ctx: _Context) -> Iterator[Problem]:
         if dev_type in ("c", "b", "u"):
             for number in ("major", "minor"):
                 if number not in device:
-                    yield path + (number,), f"is required for type {rules.quoted(dev_type)}"
+                    yield path + (number,), f"is required for type `{dev_type}`"
 
 
 def _check_sysctl(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -477,7 +464,7 @@ def _check_rootfs_propagation(config: dict, ctx: _Context) -> Iterator[Problem]:
     value = ctx.linux.get("rootfsPropagation")
     if isinstance(value, str) and value not in ROOTFS_PROPAGATIONS:
         choices = ", ".join(ROOTFS_PROPAGATIONS)
-        yield ("linux", "rootfsPropagation"), f"must be one of {choices}, not {rules.quoted(value)}"
+        yield ("linux", "rootfsPropagation"), f"must be one of {choices}, not `{value}`"
 
 
 def _check_seccomp(config: dict, ctx: _Context) -> Iterator[Problem]:
@@ -504,7 +491,7 @@ def _check_seccomp(config: dict, ctx: _Context) -> Iterator[Problem]:
 def _errno_problem(action: Any) -> str | None:
     if not isinstance(action, str) or action in ERRNO_ACTIONS:
         return None
-    return f"only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {rules.quoted(action)}"
+    return f"only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not `{action}`"
 
 
 def _check_resources(config: dict, ctx: _Context) -> Iterator[Problem]:

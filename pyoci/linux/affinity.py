@@ -92,7 +92,7 @@ def _set(cpus: list[int], field: str, text: str) -> None:
         if err.errno == 22:  # EINVAL: no CPU of the list is online and allowed
             allowed = _cpu_list(os.sched_getaffinity(0))
             reason = f"none of these CPUs is usable here (allowed: {allowed})"
-        raise PyociError(f"{field}: {rules.quoted(text)}: {reason}", err.errno) from None
+        raise PyociError(f"{field}: `{text}`: {reason}", err.errno) from None
 
 
 def _cpu_list(cpus: set[int]) -> str:
